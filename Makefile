@@ -1,0 +1,46 @@
+# capa-imds: see README.md. `make example` and `make test` are the two set-up commands.
+GO      ?= go
+BIN     := bin/capa-imds
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+IMAGE   ?= ghcr.io/capa-imds/capa-imds:$(VERSION)
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: build test example bench fuzz lint image release clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./fn
+
+# Unit, golden and end-to-end tests; the e2e tests build their own binary.
+test: lint
+	$(GO) test -race -count=1 ./...
+
+# Runs the built function on the bundled example and prints the result.
+example: build
+	$(BIN) examples/standalone/imds.yaml examples/standalone/cluster.yaml
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./transformers/ ./fn/
+
+fuzz:
+	@echo "see the fuzz target list in README.md"
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+release:
+	rm -rf dist && mkdir -p dist
+	for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	    -o dist/capa-imds_$${os}_$${arch} ./fn || exit 1; \
+	done
+	cd dist && sha256sum capa-imds_* > SHA256SUMS
+
+clean:
+	rm -rf bin dist

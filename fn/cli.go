@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
+	"sigs.k8s.io/kustomize/kyaml/kio"
+	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/capa-imds/capa-imds/transformers"
+)
+
+// maxInputBytes bounds what the function reads (stdin and files together). kyaml holds
+// every node in memory at roughly 20-30 times the text size; beyond this a render is far
+// outside anything a cluster manifest needs, and refusing beats exhausting the machine.
+const maxInputBytes = 256 << 20
+
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+const usageText = `capa-imds requires IMDSv2 on every EC2 instance that Cluster API Provider AWS manifests create.
+
+As a KRM function (kustomize transformers, kpt fn render, Argo CD plugins):
+  capa-imds < resource-list.yaml > resource-list.yaml
+
+Standalone, on plain manifests (for example clusterctl generate cluster output):
+  capa-imds [--audit] CONFIG [FILE... | -]
+  clusterctl generate cluster c1 --flavor eks-managedmachinepool | capa-imds imds.yaml -
+
+Standalone mode prints the changed manifests on stdout and every warning and error on
+stderr. On any error it prints nothing on stdout and exits 1. With --audit (or
+spec.mode: audit) nothing is changed: it exits 1 when anything is not compliant, and
+prints the manifests unchanged when everything is.
+
+Flags:
+  --audit     report non-compliant resources and fail; change nothing
+  --version   print the version
+  -h, --help  this help
+
+The config (CONFIG, or the ResourceList's functionConfig):
+`
+
+func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Command {
+	var audit, showVersion bool
+	cmd := &cobra.Command{
+		Use:           "capa-imds [--audit] [CONFIG [FILE... | -]]",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if showVersion {
+				fmt.Fprintln(stdout, "capa-imds", version)
+				return nil
+			}
+			if len(args) == 0 {
+				if audit {
+					return usageError("--audit needs a CONFIG and FILEs (in a ResourceList, set spec.mode: audit)")
+				}
+				*exit = resourceListMode(stdin, stdout, stderr)
+				return nil
+			}
+			*exit = standaloneMode(args[0], args[1:], audit, stdin, stdout, stderr)
+			return nil
+		},
+	}
+	cmd.SetIn(stdin)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.Flags().BoolVar(&audit, "audit", false, "report non-compliant resources and fail; change nothing")
+	cmd.Flags().BoolVar(&showVersion, "version", false, "print the version")
+	cmd.SetHelpFunc(func(*cobra.Command, []string) {
+		fmt.Fprint(stdout, usageText+indent(transformers.ConfigReference()))
+	})
+	return cmd
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	exit := exitOK
+	cmd := newCommand(stdin, stdout, stderr, &exit)
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintf(stderr, "capa-imds: %v\nRun 'capa-imds --help' for usage.\n", err)
+		return exitUsage
+	}
+	return exit
+}
+
+// resourceListMode implements the KRM function protocol. Output is built in memory and
+// written only when complete, so a failure never leaves a partial ResourceList behind.
+func resourceListMode(stdin io.Reader, stdout, stderr io.Writer) int {
+	in, err := readLimited(stdin, maxInputBytes, "stdin")
+	if err != nil {
+		return fail(stderr, err)
+	}
+	rw := &kio.ByteReadWriter{Reader: bytes.NewReader(in), KeepReaderAnnotations: true}
+	items, err := rw.Read()
+	if err != nil {
+		return fail(stderr, fmt.Errorf("reading the ResourceList on stdin: %w", err))
+	}
+	if rw.WrappingKind != kio.ResourceListKind {
+		return fail(stderr, errors.New("stdin is not a ResourceList (kind: ResourceList); "+
+			"to run on plain manifests use standalone mode: capa-imds CONFIG FILE... (- for stdin)"))
+	}
+	cfg, err := transformers.LoadConfig(rw.FunctionConfig)
+	if err != nil {
+		return writeResourceList(stdout, stderr, nil, rw.FunctionConfig, framework.Results{{Severity: framework.Error, Message: err.Error()}})
+	}
+	out, results := transformers.Process(cfg, items)
+	if results.ExitCode() != 0 {
+		out = nil
+	}
+	return writeResourceList(stdout, stderr, out, rw.FunctionConfig, results)
+}
+
+func writeResourceList(stdout, stderr io.Writer, items []*yaml.RNode, fnConfig *yaml.RNode, results framework.Results) int {
+	// Results always come from this run: results that came in with the input are stale.
+	var resultsNode *yaml.RNode
+	if len(results) > 0 {
+		b, err := yaml.Marshal(results)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		if resultsNode, err = yaml.Parse(string(b)); err != nil {
+			return fail(stderr, err)
+		}
+	}
+	if items == nil {
+		items = []*yaml.RNode{}
+	}
+	var buf bytes.Buffer
+	w := kio.ByteWriter{
+		Writer:                &buf,
+		KeepReaderAnnotations: true,
+		FunctionConfig:        fnConfig,
+		Results:               resultsNode,
+		WrappingKind:          kio.ResourceListKind,
+		WrappingAPIVersion:    kio.ResourceListAPIVersion,
+	}
+	if err := w.Write(items); err != nil {
+		return fail(stderr, fmt.Errorf("writing the ResourceList: %w", err))
+	}
+	// kustomize discards stdout and results on failure and shows only stderr.
+	code := report(stderr, results, framework.Error)
+	if _, err := stdout.Write(buf.Bytes()); err != nil {
+		return fail(stderr, err)
+	}
+	return code
+}
+
+// orchestratorAnnotations are what readers and orchestrators add; none may leak into a
+// plain stream that a user commits or applies.
+var orchestratorAnnotations = []string{
+	kioutil.PathAnnotation, kioutil.LegacyPathAnnotation,
+	kioutil.IdAnnotation, kioutil.LegacyIdAnnotation,
+	kioutil.InternalAnnotationsMigrationResourceIDAnnotation,
+}
+
+func standaloneMode(configPath string, files []string, audit bool, stdin io.Reader, stdout, stderr io.Writer) int {
+	budget := &inputBudget{left: maxInputBytes}
+	cfgNode, err := readConfig(configPath, stdin, budget)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	cfg, err := transformers.LoadConfig(cfgNode)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if audit {
+		cfg.Mode = transformers.ModeAudit
+	}
+	if len(files) == 0 {
+		return fail(stderr, usageError("no input: name one or more FILEs, or - for stdin"))
+	}
+
+	var items []*yaml.RNode
+	stdinUsed := false
+	// kyaml's standalone command joins files without a document separator and reads
+	// stdin first; reading each input on its own keeps the documents and their order.
+	for _, f := range files {
+		var data []byte
+		if f == "-" {
+			if stdinUsed {
+				return fail(stderr, usageError("- (stdin) given more than once"))
+			}
+			stdinUsed = true
+			data, err = budget.read(stdin, "stdin")
+		} else {
+			data, err = budget.readFile(f)
+		}
+		if err != nil {
+			return fail(stderr, err)
+		}
+		name := f
+		if f == "-" {
+			name = "stdin"
+		}
+		r := kio.ByteReader{
+			Reader:            bytes.NewReader(data),
+			PreserveSeqIndent: true,
+			DisableUnwrapping: true,
+			SetAnnotations:    map[string]string{kioutil.PathAnnotation: name},
+		}
+		nodes, err := r.Read()
+		if err != nil {
+			return fail(stderr, fmt.Errorf("%s: %w", name, err))
+		}
+		items = append(items, nodes...)
+	}
+
+	out, results := transformers.Process(cfg, items)
+	code := report(stderr, results, framework.Warning)
+	if code != exitOK {
+		return code
+	}
+	var buf bytes.Buffer
+	w := kio.ByteWriter{Writer: &buf, ClearAnnotations: orchestratorAnnotations}
+	if err := w.Write(out); err != nil {
+		return fail(stderr, fmt.Errorf("writing the output: %w", err))
+	}
+	if _, err := stdout.Write(buf.Bytes()); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
+func readConfig(path string, stdin io.Reader, budget *inputBudget) (*yaml.RNode, error) {
+	if path == "-" {
+		return nil, usageError("CONFIG must be a file, not stdin")
+	}
+	data, err := budget.readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := (&kio.ByteReader{Reader: bytes.NewReader(data), OmitReaderAnnotations: true, DisableUnwrapping: true}).Read()
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	switch len(nodes) {
+	case 0:
+		return nil, fmt.Errorf("config %s: empty; it must hold one %s (see capa-imds --help)", path, transformers.ConfigKind)
+	case 1:
+		return nodes[0], nil
+	}
+	return nil, fmt.Errorf("config %s: holds %d documents; it must hold exactly one %s", path, len(nodes), transformers.ConfigKind)
+}
+
+type inputBudget struct{ left int64 }
+
+func (b *inputBudget) readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return b.read(f, path)
+}
+
+func (b *inputBudget) read(r io.Reader, name string) ([]byte, error) {
+	data, err := readLimited(r, b.left, name)
+	b.left -= int64(len(data))
+	return data, err
+}
+
+func readLimited(r io.Reader, limit int64, name string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: input is larger than capa-imds's limit of %d MiB in total; split the render", name, maxInputBytes>>20)
+	}
+	return data, nil
+}
+
+// report prints results at or above minSeverity to stderr, one line each, then a summary
+// line when there is anything to say. It returns the exit code the results call for.
+func report(stderr io.Writer, results framework.Results, minSeverity framework.Severity) int {
+	rank := map[framework.Severity]int{framework.Info: 0, "": 0, framework.Warning: 1, framework.Error: 2}
+	counts := map[framework.Severity]int{}
+	for _, r := range results {
+		counts[r.Severity]++
+		if rank[r.Severity] >= rank[minSeverity] {
+			fmt.Fprintln(stderr, formatResult(r))
+		}
+	}
+	if counts[framework.Error] > 0 || (counts[framework.Warning] > 0 && minSeverity != framework.Error) {
+		fmt.Fprintf(stderr, "capa-imds: %s, %s, %s\n",
+			plural(counts[framework.Error], "error"), plural(counts[framework.Warning], "warning"), plural(counts[framework.Info], "info"))
+	}
+	if results.ExitCode() != 0 {
+		return exitError
+	}
+	return exitOK
+}
+
+// formatResult renders one result for a CI log: severity, file, resource, field, message.
+func formatResult(r *framework.Result) string {
+	var b strings.Builder
+	sev := string(r.Severity)
+	if sev == "" {
+		sev = string(framework.Info)
+	}
+	b.WriteString(sev)
+	b.WriteString(":")
+	if r.File != nil && r.File.Path != "" {
+		fmt.Fprintf(&b, " %s:", r.File.Path)
+	}
+	if r.ResourceRef != nil {
+		id := r.ResourceRef.Name
+		if r.ResourceRef.Namespace != "" {
+			id = r.ResourceRef.Namespace + "/" + id
+		}
+		fmt.Fprintf(&b, " %s %s", r.ResourceRef.Kind, id)
+	}
+	if r.Field != nil && r.Field.Path != "" {
+		fmt.Fprintf(&b, " %s", r.Field.Path)
+	}
+	if r.ResourceRef != nil || r.Field != nil {
+		b.WriteString(":")
+	}
+	b.WriteString(" ")
+	b.WriteString(oneLine(r.Message))
+	return b.String()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func plural(n int, word string) string {
+	if n == 1 || word == "info" {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "capa-imds: error: %s\n", oneLine(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitError
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = "  " + l
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
+}

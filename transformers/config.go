@@ -1,0 +1,493 @@
+package transformers
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// The public interface of the function: users write these names in their repositories.
+const (
+	ConfigGroup      = "fn.capa-imds.dev"
+	ConfigAPIVersion = ConfigGroup + "/v1alpha1"
+	ConfigKind       = "IMDSConfig"
+
+	// SkipAnnotation on a resource leaves it untouched.
+	SkipAnnotation = ConfigGroup + "/skip"
+)
+
+// Mode says whether the function changes resources or only reports what it would change.
+type Mode string
+
+const (
+	ModeEnforce Mode = "enforce"
+	ModeAudit   Mode = "audit"
+)
+
+// BootstrapStrategy says how nodes of a converted managed pool get their bootstrap script.
+type BootstrapStrategy string
+
+const (
+	BootstrapAuto   BootstrapStrategy = "auto"
+	BootstrapSecret BootstrapStrategy = "secret"
+	BootstrapKeep   BootstrapStrategy = "keep"
+)
+
+// IMDSConfig is the function's configuration resource.
+type IMDSConfig struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ConfigMeta `json:"metadata,omitempty"`
+	Spec       ConfigSpec `json:"spec,omitempty"`
+}
+
+// ConfigMeta holds the few metadata fields the function reads. Orchestrators add annotations
+// of their own, so metadata is never checked strictly.
+type ConfigMeta struct {
+	Name      string `json:"name,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+type ConfigSpec struct {
+	Mode                    Mode                     `json:"mode,omitempty"`
+	InstanceMetadataOptions *InstanceMetadataOptions `json:"instanceMetadataOptions,omitempty"`
+	ManagedMachinePools     *ManagedMachinePools     `json:"managedMachinePools,omitempty"`
+}
+
+// InstanceMetadataOptions mirrors CAPA's type of the same name; a nil field means the default.
+type InstanceMetadataOptions struct {
+	HTTPTokens              string `json:"httpTokens,omitempty"`
+	HTTPPutResponseHopLimit *int64 `json:"httpPutResponseHopLimit,omitempty"`
+	HTTPEndpoint            string `json:"httpEndpoint,omitempty"`
+	InstanceMetadataTags    string `json:"instanceMetadataTags,omitempty"`
+	HTTPProtocolIPv6        string `json:"httpProtocolIpv6,omitempty"`
+}
+
+type ManagedMachinePools struct {
+	Bootstrap *BootstrapConfig `json:"bootstrap,omitempty"`
+}
+
+type BootstrapConfig struct {
+	Strategy       BootstrapStrategy `json:"strategy,omitempty"`
+	SecretName     string            `json:"secretName,omitempty"`
+	EKSClusterName string            `json:"eksClusterName,omitempty"`
+}
+
+// Config is the validated configuration with every default applied.
+type Config struct {
+	Mode Mode
+	// Options are written in this order, so output is the same whatever order the user wrote.
+	Options           []Option
+	BootstrapStrategy BootstrapStrategy
+	SecretName        string
+	EKSClusterName    string
+}
+
+// Option is one instanceMetadataOptions key and the value the function writes.
+type Option struct {
+	Key string
+	// Value is a string, except for the hop limit, which CAPA types as an integer.
+	Value string
+	Int   bool
+}
+
+const (
+	optHTTPTokens   = "httpTokens"
+	optHopLimit     = "httpPutResponseHopLimit"
+	optHTTPEndpoint = "httpEndpoint"
+	optTags         = "instanceMetadataTags"
+	optIPv6         = "httpProtocolIpv6"
+)
+
+var (
+	enabledDisabled = []string{"enabled", "disabled"}
+	optionEnums     = map[string][]string{
+		optHTTPTokens:   {"required", "optional"},
+		optHTTPEndpoint: enabledDisabled,
+		optTags:         enabledDisabled,
+		optIPv6:         enabledDisabled,
+	}
+	modes      = []string{string(ModeEnforce), string(ModeAudit)}
+	strategies = []string{string(BootstrapAuto), string(BootstrapSecret), string(BootstrapKeep)}
+)
+
+const (
+	minHopLimit = 1
+	maxHopLimit = 64
+)
+
+// ConfigMap keys, for kpt's inline `configMap:` and for users who prefer a ConfigMap.
+var configMapKeys = []string{
+	"mode", optHTTPTokens, optHopLimit, optHTTPEndpoint, optTags, optIPv6,
+	"bootstrapStrategy", "secretName", "eksClusterName",
+}
+
+// DefaultConfig is what an empty spec means.
+func DefaultConfig() *Config {
+	c, err := (&IMDSConfig{APIVersion: ConfigAPIVersion, Kind: ConfigKind}).resolve()
+	if err != nil {
+		panic(err) // the defaults are constants; a failure here is a programming error
+	}
+	return c
+}
+
+// ConfigError is a configuration problem. Its text names the field and what is allowed.
+type ConfigError struct {
+	Source string // e.g. `IMDSConfig "require-imdsv2"`
+	Field  string
+	Msg    string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", e.Source, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Source, e.Field, e.Msg)
+}
+
+// LoadConfig reads the function config: an IMDSConfig or a v1 ConfigMap.
+// A nil node is an error because a security control that silently ran on defaults
+// would hide a missing or misnamed config file.
+func LoadConfig(node *yaml.RNode) (*Config, error) {
+	if node == nil || yaml.IsMissingOrNull(node) || (node.YNode().Kind == yaml.MappingNode && len(node.YNode().Content) == 0) {
+		return nil, &ConfigError{Source: "functionConfig", Msg: "missing: supply an " + ConfigKind +
+			" (apiVersion " + ConfigAPIVersion + ") as the ResourceList's functionConfig, as the first argument in standalone mode" +
+			" (capa-imds CONFIG [FILE...]), or as a kustomize transformer / kpt configPath; `capa-imds --help` shows the reference"}
+	}
+	if node.YNode().Kind != yaml.MappingNode {
+		return nil, &ConfigError{Source: "functionConfig", Msg: "must be a mapping (an " + ConfigKind + " or a v1 ConfigMap)"}
+	}
+	apiVersion := scalarField(node.YNode(), "apiVersion")
+	kind := scalarField(node.YNode(), "kind")
+	name := scalarField(node.YNode(), "metadata", "name")
+	switch {
+	case apiVersion == "v1" && kind == "ConfigMap":
+		return loadConfigMap(node, fmt.Sprintf("ConfigMap %q", name))
+	case kind == ConfigKind && apiVersion == ConfigAPIVersion:
+		return loadIMDSConfig(node, fmt.Sprintf("%s %q", ConfigKind, name))
+	case kind == ConfigKind:
+		return nil, &ConfigError{Source: fmt.Sprintf("%s %q", ConfigKind, name), Field: "apiVersion",
+			Msg: fmt.Sprintf("%q is not supported; allowed: %s", apiVersion, ConfigAPIVersion)}
+	default:
+		return nil, &ConfigError{Source: "functionConfig", Field: "kind",
+			Msg: fmt.Sprintf("%s %q is not supported; allowed: %s %s, or v1 ConfigMap", apiVersion, kind, ConfigAPIVersion, ConfigKind)}
+	}
+}
+
+func loadIMDSConfig(node *yaml.RNode, source string) (*Config, error) {
+	if err := checkStrict(node.YNode(), reflect.TypeOf(IMDSConfig{}), ""); err != nil {
+		err.Source = source
+		return nil, err
+	}
+	s, err := node.MarshalJSON()
+	if err != nil {
+		return nil, &ConfigError{Source: source, Msg: err.Error()}
+	}
+	var c IMDSConfig
+	// checkStrict already named any problem; strict decoding is the backstop against drift
+	// between the walker and the Go type.
+	if err := sigsyaml.UnmarshalStrict(s, &c); err != nil {
+		return nil, &ConfigError{Source: source, Msg: err.Error()}
+	}
+	cfg, cerr := c.resolve()
+	if cerr != nil {
+		cerr.Source = source
+		return nil, cerr
+	}
+	return cfg, nil
+}
+
+// checkStrict walks the YAML against the Go type, so errors can name the exact field path:
+// unknown keys and wrongly typed scalars (`httpTokens: 5`) are refused rather than coerced.
+func checkStrict(n *yaml.Node, t reflect.Type, path string) *ConfigError {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		return &ConfigError{Field: path, Msg: "YAML aliases are not supported in the config"}
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == yaml.NodeTagNull {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if path == "metadata" {
+			if n.Kind != yaml.MappingNode {
+				return &ConfigError{Field: path, Msg: "must be a mapping"}
+			}
+			return nil
+		}
+		if n.Kind != yaml.MappingNode {
+			return &ConfigError{Field: orTop(path), Msg: "must be a mapping"}
+		}
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := 0; i < t.NumField(); i++ {
+			name := strings.Split(t.Field(i).Tag.Get("json"), ",")[0]
+			fields[name] = t.Field(i).Type
+			names = append(names, name)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			ft, ok := fields[key]
+			if !ok {
+				return &ConfigError{Field: join(path, key), Msg: fmt.Sprintf("unknown field; allowed here: %s", strings.Join(names, ", "))}
+			}
+			if err := checkStrict(n.Content[i+1], ft, join(path, key)); err != nil {
+				return err
+			}
+		}
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagString {
+			return &ConfigError{Field: path, Msg: fmt.Sprintf("must be a string, got %s", describeNode(n))}
+		}
+	case reflect.Int64:
+		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagInt {
+			return &ConfigError{Field: path, Msg: fmt.Sprintf("must be an integer in %d..%d, got %s", minHopLimit, maxHopLimit, describeNode(n))}
+		}
+	}
+	return nil
+}
+
+func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
+	c := IMDSConfig{APIVersion: ConfigAPIVersion, Kind: ConfigKind}
+	data := node.Field("data")
+	if data != nil && data.Value.YNode().Kind == yaml.MappingNode {
+		opts := &InstanceMetadataOptions{}
+		boot := &BootstrapConfig{}
+		for i := 0; i+1 < len(data.Value.YNode().Content); i += 2 {
+			k, v := data.Value.YNode().Content[i].Value, data.Value.YNode().Content[i+1]
+			field := "data." + k
+			if v.Kind != yaml.ScalarNode {
+				return nil, &ConfigError{Source: source, Field: field, Msg: "must be a string"}
+			}
+			val := v.Value
+			switch k {
+			case "mode":
+				c.Spec.Mode = Mode(val)
+			case optHTTPTokens:
+				opts.HTTPTokens = val
+			case optHopLimit:
+				// ConfigMap values are strings by nature; only plain decimal digits are a number.
+				if !decimalDigits.MatchString(val) {
+					return nil, &ConfigError{Source: source, Field: field,
+						Msg: fmt.Sprintf("%q is not an integer in %d..%d", val, minHopLimit, maxHopLimit)}
+				}
+				n, _ := strconv.ParseInt(val, 10, 64)
+				opts.HTTPPutResponseHopLimit = &n
+			case optHTTPEndpoint:
+				opts.HTTPEndpoint = val
+			case optTags:
+				opts.InstanceMetadataTags = val
+			case optIPv6:
+				opts.HTTPProtocolIPv6 = val
+			case "bootstrapStrategy":
+				boot.Strategy = BootstrapStrategy(val)
+			case "secretName":
+				boot.SecretName = val
+			case "eksClusterName":
+				boot.EKSClusterName = val
+			default:
+				return nil, &ConfigError{Source: source, Field: field,
+					Msg: fmt.Sprintf("unknown key; allowed: %s", strings.Join(configMapKeys, ", "))}
+			}
+		}
+		c.Spec.InstanceMetadataOptions = opts
+		c.Spec.ManagedMachinePools = &ManagedMachinePools{Bootstrap: boot}
+	} else if data != nil && !yaml.IsMissingOrNull(data.Value) {
+		return nil, &ConfigError{Source: source, Field: "data", Msg: "must be a mapping"}
+	}
+	cfg, err := c.resolve()
+	if err != nil {
+		err.Source = source
+		err.Field = configMapField(err.Field)
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// configMapField maps an IMDSConfig field path to the ConfigMap key the user wrote.
+func configMapField(f string) string {
+	switch f {
+	case "spec.mode":
+		return "data.mode"
+	case "spec.managedMachinePools.bootstrap.strategy":
+		return "data.bootstrapStrategy"
+	}
+	if i := strings.LastIndex(f, "."); i >= 0 {
+		return "data." + f[i+1:]
+	}
+	return f
+}
+
+// resolve validates the enums and ranges and applies the defaults.
+func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
+	s := c.Spec
+	cfg := &Config{Mode: s.Mode, BootstrapStrategy: BootstrapAuto}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeEnforce
+	}
+	if err := oneOf("spec.mode", string(cfg.Mode), modes); err != nil {
+		return nil, err
+	}
+	o := InstanceMetadataOptions{}
+	if s.InstanceMetadataOptions != nil {
+		o = *s.InstanceMetadataOptions
+	}
+	hop := int64(2)
+	if o.HTTPPutResponseHopLimit != nil {
+		hop = *o.HTTPPutResponseHopLimit
+	}
+	if hop < minHopLimit || hop > maxHopLimit {
+		return nil, &ConfigError{Field: "spec.instanceMetadataOptions." + optHopLimit,
+			Msg: fmt.Sprintf("%d is out of range; allowed: an integer in %d..%d", hop, minHopLimit, maxHopLimit)}
+	}
+	for _, kv := range []struct{ key, val, def string }{
+		{optHTTPTokens, o.HTTPTokens, "required"},
+		{optHopLimit, strconv.FormatInt(hop, 10), ""},
+		{optHTTPEndpoint, o.HTTPEndpoint, "enabled"},
+		{optTags, o.InstanceMetadataTags, "disabled"},
+		{optIPv6, o.HTTPProtocolIPv6, ""},
+	} {
+		if kv.key == optHopLimit {
+			cfg.Options = append(cfg.Options, Option{Key: kv.key, Value: kv.val, Int: true})
+			continue
+		}
+		v := kv.val
+		if v == "" {
+			v = kv.def
+		}
+		if v == "" {
+			continue // httpProtocolIpv6 is written only when configured
+		}
+		if err := oneOf("spec.instanceMetadataOptions."+kv.key, v, optionEnums[kv.key]); err != nil {
+			return nil, err
+		}
+		cfg.Options = append(cfg.Options, Option{Key: kv.key, Value: v})
+	}
+	if s.ManagedMachinePools != nil && s.ManagedMachinePools.Bootstrap != nil {
+		b := s.ManagedMachinePools.Bootstrap
+		if b.Strategy != "" {
+			cfg.BootstrapStrategy = b.Strategy
+		}
+		cfg.SecretName = b.SecretName
+		cfg.EKSClusterName = b.EKSClusterName
+	}
+	if err := oneOf("spec.managedMachinePools.bootstrap.strategy", string(cfg.BootstrapStrategy), strategies); err != nil {
+		return nil, err
+	}
+	if cfg.SecretName != "" && !dns1123Subdomain.MatchString(cfg.SecretName) {
+		return nil, &ConfigError{Field: "spec.managedMachinePools.bootstrap.secretName",
+			Msg: fmt.Sprintf("%q is not a valid Secret name (lowercase RFC 1123 subdomain, at most 253 characters)", cfg.SecretName)}
+	}
+	if cfg.EKSClusterName != "" {
+		if err := validateEKSClusterName(cfg.EKSClusterName); err != nil {
+			return nil, &ConfigError{Field: "spec.managedMachinePools.bootstrap.eksClusterName", Msg: err.Error()}
+		}
+	}
+	return cfg, nil
+}
+
+var decimalDigits = regexp.MustCompile(`^[0-9]{1,3}$`)
+
+// A placeholder such as ${CLUSTER_NAME} is allowed in a Secret name: clusterctl substitutes it later.
+var dns1123Subdomain = regexp.MustCompile(`^([a-z0-9]|\$\{[A-Za-z0-9_:=.-]+\})([-a-z0-9.]|\$\{[A-Za-z0-9_:=.-]+\}){0,252}$`)
+
+// Option returns the configured value of an instanceMetadataOptions key.
+func (c *Config) Option(key string) (Option, bool) {
+	for _, o := range c.Options {
+		if o.Key == key {
+			return o, true
+		}
+	}
+	return Option{}, false
+}
+
+// optionsMap renders the options for results.
+func (c *Config) optionsMap() map[string]any {
+	m := make(map[string]any, len(c.Options))
+	for _, o := range c.Options {
+		if o.Int {
+			n, _ := strconv.ParseInt(o.Value, 10, 64)
+			m[o.Key] = n
+		} else {
+			m[o.Key] = o.Value
+		}
+	}
+	return m
+}
+
+func oneOf(field, v string, allowed []string) *ConfigError {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return &ConfigError{Field: field, Msg: fmt.Sprintf("%q is not allowed; allowed: %s", v, strings.Join(allowed, ", "))}
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.Tag {
+	case yaml.NodeTagString:
+		return fmt.Sprintf("the string %q", n.Value)
+	case yaml.NodeTagInt:
+		return fmt.Sprintf("the integer %s", n.Value)
+	case yaml.NodeTagBool:
+		return fmt.Sprintf("the boolean %s", n.Value)
+	case yaml.NodeTagFloat:
+		return fmt.Sprintf("the number %s", n.Value)
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orTop(path string) string {
+	if path == "" {
+		return "(top level)"
+	}
+	return path
+}
+
+// ConfigReference lists every field for --help; kept beside the type so they change together.
+func ConfigReference() string {
+	keys := append([]string(nil), configMapKeys...)
+	sort.Strings(keys)
+	return `apiVersion: ` + ConfigAPIVersion + `
+kind: ` + ConfigKind + `
+metadata:
+  name: require-imdsv2
+spec:
+  mode: enforce                    # enforce (default) | audit: report and fail, change nothing
+  instanceMetadataOptions:         # defaults shown; every option is written explicitly
+    httpTokens: required           # required | optional
+    httpPutResponseHopLimit: 2     # integer 1..64 (2 lets containers reach IMDS)
+    httpEndpoint: enabled          # enabled | disabled (disabled found on a resource is kept)
+    instanceMetadataTags: disabled # enabled | disabled
+    # httpProtocolIpv6: enabled    # enabled | disabled, written only when set here
+  managedMachinePools:
+    bootstrap:
+      strategy: auto               # auto | secret | keep
+      secretName: ""               # default: <cluster name>-eks-bootstrap
+      eksClusterName: ""           # default: derived from the AWSManagedControlPlane as CAPA does
+
+A v1 ConfigMap is accepted too, with string values under data: ` + strings.Join(keys, ", ") + `.
+`
+}

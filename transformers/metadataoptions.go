@@ -1,0 +1,103 @@
+package transformers
+
+import (
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+const (
+	imdsField = "instanceMetadataOptions"
+	// metadataOptions is what CAPA's docs show under awsLaunchTemplate. No CAPA version
+	// ever had it and the API server drops it, so the pool silently stays on IMDSv1.
+	bogusIMDSField = "metadataOptions"
+)
+
+var capaIMDSKeys = map[string]bool{optHTTPTokens: true, optHopLimit: true, optHTTPEndpoint: true, optTags: true, optIPv6: true}
+
+// applyMetadataOptions writes the configured instanceMetadataOptions under parent (a path
+// from the object root), merging into what is there: keys the config does not set stay.
+func (r *run) applyMetadataOptions(o *object, parent []string) error {
+	prefix := strings.Join(parent, ".")
+	// Check the whole path first so a malformed resource is reported, not half-edited.
+	if _, err := mapAt(o.node.YNode(), parent...); err != nil {
+		return err
+	}
+	if _, err := mapAt(o.node.YNode(), append(append([]string{}, parent...), imdsField)...); err != nil {
+		return err
+	}
+	if _, err := mapAt(o.node.YNode(), append(append([]string{}, parent...), bogusIMDSField)...); err != nil {
+		return err
+	}
+	p, err := ensurePath(o.node.YNode(), "", parent...)
+	if err != nil {
+		return err
+	}
+	existed := !isNull(valueOf(p, imdsField))
+	imds, err := ensureMap(p, imdsField, join(prefix, imdsField))
+	if err != nil {
+		return err
+	}
+	imdsPath := join(prefix, imdsField)
+
+	if bogus := removeKey(p, bogusIMDSField); bogus != nil {
+		var moved []string
+		for i := 0; bogus.Kind == yaml.MappingNode && i+1 < len(bogus.Content); i += 2 {
+			k := bogus.Content[i].Value
+			if valueOf(imds, k) == nil {
+				imds.Content = append(imds.Content, bogus.Content[i], bogus.Content[i+1])
+				moved = append(moved, k)
+			}
+		}
+		r.changed(o, join(prefix, bogusIMDSField), display(bogus), nil,
+			bogusIMDSField+" is not a CAPA field (CAPA's docs show it, but the API server drops it): use "+imdsField)
+		r.warnf(o, join(prefix, bogusIMDSField), "%s is not a CAPA field and the API server drops it; migrated %s into %s and removed it",
+			bogusIMDSField, listOrNone(moved), imdsPath)
+	}
+
+	if v := valueOf(imds, optHTTPEndpoint); v != nil && v.Value == "disabled" {
+		r.infof(o, join(imdsPath, optHTTPEndpoint), "httpEndpoint: disabled turns the metadata service off, which is stricter than any setting: kept")
+	}
+	if !existed && len(imds.Content) == 0 {
+		// One finding for a missing block reads better than one per option.
+		r.changed(o, imdsPath, nil, r.cfg.optionsMap(), "missing: CAPA defaults to httpTokens optional and hop limit 1 (IMDSv1 allowed)")
+		for _, opt := range r.cfg.Options {
+			setScalar(imds, opt.Key, opt.Value, opt.Int)
+		}
+	}
+	for _, opt := range r.cfg.Options {
+		cur := valueOf(imds, opt.Key)
+		if opt.Key == optHTTPEndpoint && cur != nil && cur.Value == "disabled" {
+			continue
+		}
+		before := display(cur)
+		if setScalar(imds, opt.Key, opt.Value, opt.Int) {
+			var want any = opt.Value
+			if opt.Int {
+				want = display(valueOf(imds, opt.Key))
+			}
+			r.changed(o, join(imdsPath, opt.Key), before, want, "")
+		}
+	}
+
+	var unknown []string
+	for i := 0; i+1 < len(imds.Content); i += 2 {
+		if !capaIMDSKeys[imds.Content[i].Value] {
+			unknown = append(unknown, imds.Content[i].Value)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		r.warnf(o, join(imdsPath, k), "unknown field: CAPA's instanceMetadataOptions has httpEndpoint, httpProtocolIpv6, "+
+			"httpPutResponseHopLimit, httpTokens, instanceMetadataTags; the API server would reject or drop it")
+	}
+	return nil
+}
+
+func listOrNone(keys []string) string {
+	if len(keys) == 0 {
+		return "nothing (every key was already set)"
+	}
+	return strings.Join(keys, ", ")
+}

@@ -1,0 +1,281 @@
+// Package transformers holds the logic of capa-imds: it requires IMDSv2 on every EC2
+// instance that Cluster API Provider AWS (CAPA) manifests create.
+package transformers
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
+	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+const (
+	infraGroup        = "infrastructure.cluster.x-k8s.io"
+	clusterGroup      = "cluster.x-k8s.io"
+	controlPlaneGroup = "controlplane.cluster.x-k8s.io"
+	bootstrapGroup    = "bootstrap.cluster.x-k8s.io"
+
+	defaultNamespace = "default"
+	// clusterctl substitutes this after the function has run on a raw template.
+	namespacePlaceholder = "${NAMESPACE}"
+)
+
+// object is one input resource with the identity the function matches on.
+type object struct {
+	node                     *yaml.RNode
+	apiVersion, group, kind  string
+	version, name, namespace string // namespace as written; see ns()
+	removed                  bool
+}
+
+func newObject(n *yaml.RNode) *object {
+	y := n.YNode()
+	o := &object{
+		node:       n,
+		apiVersion: scalarField(y, "apiVersion"),
+		kind:       scalarField(y, "kind"),
+		name:       scalarField(y, "metadata", "name"),
+		namespace:  scalarField(y, "metadata", "namespace"),
+	}
+	o.group, o.version = splitAPIVersion(o.apiVersion)
+	return o
+}
+
+func splitAPIVersion(apiVersion string) (group, version string) {
+	if i := strings.LastIndex(apiVersion, "/"); i >= 0 {
+		return apiVersion[:i], apiVersion[i+1:]
+	}
+	return "", apiVersion
+}
+
+// ns is the namespace the object lands in when applied without `-n`.
+func (o *object) ns() string {
+	if o.namespace == "" {
+		return defaultNamespace
+	}
+	return o.namespace
+}
+
+func (o *object) String() string {
+	if o.namespace != "" {
+		return fmt.Sprintf("%s %s/%s", o.kind, o.namespace, o.name)
+	}
+	return fmt.Sprintf("%s %s", o.kind, o.name)
+}
+
+func (o *object) ref() *yaml.ResourceIdentifier {
+	return &yaml.ResourceIdentifier{
+		TypeMeta: yaml.TypeMeta{APIVersion: o.apiVersion, Kind: o.kind},
+		NameMeta: yaml.NameMeta{Name: o.name, Namespace: o.namespace},
+	}
+}
+
+// file reports where the orchestrator read the resource from, when it says.
+func (o *object) file() *framework.File {
+	a := o.node.GetAnnotations()
+	path := a[kioutil.PathAnnotation]
+	if path == "" {
+		path = a[kioutil.LegacyPathAnnotation]
+	}
+	if path == "" {
+		return nil
+	}
+	idx := a[kioutil.IndexAnnotation]
+	if idx == "" {
+		idx = a[kioutil.LegacyIndexAnnotation]
+	}
+	i, _ := strconv.Atoi(idx)
+	return &framework.File{Path: path, Index: i}
+}
+
+func (o *object) annotation(key string) string {
+	return scalarField(o.node.YNode(), "metadata", "annotations", key)
+}
+
+// objKey identifies an object as references do: group, kind, namespace, name.
+type objKey struct{ group, kind, namespace, name string }
+
+func (o *object) key() objKey { return objKey{o.group, o.kind, o.ns(), o.name} }
+
+// run is the state of one invocation.
+type run struct {
+	cfg     *Config
+	objects []*object
+	index   map[objKey]*object
+	results framework.Results
+	// changes are what enforce mode did; audit mode reports each as an error.
+	changes []change
+	// added holds new objects, each inserted after the object it belongs to.
+	added map[*object][]*object
+}
+
+type change struct {
+	obj      *object
+	field    string
+	current  any
+	proposed any
+	msg      string
+}
+
+func (r *run) result(sev framework.Severity, o *object, field, msg string) *framework.Result {
+	res := &framework.Result{Severity: sev, Message: msg}
+	if o != nil {
+		res.ResourceRef = o.ref()
+		res.File = o.file()
+	}
+	if field != "" {
+		res.Field = &framework.Field{Path: field}
+	}
+	r.results = append(r.results, res)
+	return res
+}
+
+func (r *run) errorf(o *object, field, format string, args ...any) {
+	r.result(framework.Error, o, field, fmt.Sprintf(format, args...))
+}
+
+func (r *run) warnf(o *object, field, format string, args ...any) {
+	r.result(framework.Warning, o, field, fmt.Sprintf(format, args...))
+}
+
+func (r *run) infof(o *object, field, format string, args ...any) {
+	r.result(framework.Info, o, field, fmt.Sprintf(format, args...))
+}
+
+// changed records an edit. msg, when set, explains the edit in audit mode.
+func (r *run) changed(o *object, field string, current, proposed any, msg string) {
+	r.changes = append(r.changes, change{obj: o, field: field, current: current, proposed: proposed, msg: msg})
+}
+
+// Process runs the function over items. It returns the output items and the results;
+// when any result is an error the caller must emit no items. In audit mode the items
+// come back unchanged.
+func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, framework.Results) {
+	work := items
+	if cfg.Mode == ModeAudit {
+		work = make([]*yaml.RNode, len(items))
+		for i, it := range items {
+			work[i] = it.Copy()
+		}
+	}
+	r := &run{cfg: cfg, index: make(map[objKey]*object, len(work)), added: map[*object][]*object{}}
+	for _, n := range work {
+		o := newObject(n)
+		r.objects = append(r.objects, o)
+		if _, dup := r.index[o.key()]; !dup {
+			r.index[o.key()] = o
+		}
+	}
+
+	for _, o := range r.objects {
+		r.processObject(o)
+	}
+	r.processManagedPools()
+
+	if cfg.Mode == ModeAudit {
+		for _, c := range r.changes {
+			msg := c.msg
+			if msg == "" {
+				msg = fmt.Sprintf("is %s, want %s", describeValue(c.current), describeValue(c.proposed))
+			}
+			res := r.result(framework.Error, c.obj, c.field, msg)
+			res.Field.CurrentValue, res.Field.ProposedValue = c.current, c.proposed
+		}
+		return items, r.results
+	}
+	return r.output(), r.results
+}
+
+func describeValue(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "unset"
+	case string:
+		return strconv.Quote(v)
+	}
+	return fmt.Sprint(v)
+}
+
+func (r *run) output() []*yaml.RNode {
+	out := make([]*yaml.RNode, 0, len(r.objects))
+	for _, o := range r.objects {
+		if !o.removed {
+			out = append(out, o.node)
+		}
+		for _, a := range r.added[o] {
+			out = append(out, a.node)
+		}
+	}
+	return out
+}
+
+// imdsParents says where each CAPA kind keeps instanceMetadataOptions.
+var imdsParents = map[string][]string{
+	"AWSMachine":            {"spec"},
+	"AWSMachineTemplate":    {"spec", "template", "spec"},
+	"AWSMachinePool":        {"spec", "awsLaunchTemplate"},
+	"AWSManagedMachinePool": {"spec", "awsLaunchTemplate"},
+}
+
+// skipped reports whether the user opted the object out.
+func (r *run) skipped(o *object) bool {
+	v := o.annotation(SkipAnnotation)
+	if v == "" {
+		return false
+	}
+	if v != "true" && v != "false" {
+		r.errorf(o, "metadata.annotations."+SkipAnnotation, "%q is not allowed; allowed: \"true\", \"false\"", v)
+		return true
+	}
+	if v == "true" {
+		r.infof(o, "", "skipped: annotated %s: \"true\"", SkipAnnotation)
+	}
+	return v == "true"
+}
+
+func (r *run) processObject(o *object) {
+	if o.group != infraGroup {
+		return
+	}
+	parent, ok := imdsParents[o.kind]
+	if !ok {
+		return
+	}
+	if r.skipped(o) {
+		return
+	}
+	if o.version != "v1beta2" {
+		r.errorf(o, "apiVersion", "%s is not served by CAPA (v1beta1 since v2.4.0) and has no instanceMetadataOptions: "+
+			"the API server would drop the field; move the resource to %s/v1beta2", o.apiVersion, infraGroup)
+		return
+	}
+	if err := deAnchor(o.node); err != nil {
+		r.errorf(o, "", "%v", err)
+		return
+	}
+	if o.kind == "AWSManagedMachinePool" {
+		// Converted, IMDS options included, by processManagedPools: it needs the
+		// MachinePools and the control plane.
+		return
+	}
+	if err := r.applyMetadataOptions(o, parent); err != nil {
+		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+	}
+}
+
+func fieldOf(err error) string {
+	if fe, ok := err.(*fieldError); ok {
+		return fe.field
+	}
+	return ""
+}
+
+func msgOf(err error) string {
+	if fe, ok := err.(*fieldError); ok {
+		return fe.msg
+	}
+	return err.Error()
+}
