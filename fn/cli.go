@@ -88,7 +88,15 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	// A bug must still fail cleanly: an exit code, a message, and nothing on stdout,
+	// since every mode writes stdout only once its output is complete.
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(stderr, "capa-imds: internal error: %v (please report it with the input that caused it)\n", p)
+			code = exitError
+		}
+	}()
 	exit := exitOK
 	cmd := newCommand(stdin, stdout, stderr, &exit)
 	cmd.SetArgs(args)

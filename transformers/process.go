@@ -110,6 +110,11 @@ type run struct {
 	changes []change
 	// added holds new objects, each inserted after the object it belongs to.
 	added map[*object][]*object
+
+	managedPools    []*object
+	secrets         map[objKey]*generatedSecret
+	detachedConfigs map[objKey]*object // bootstrap config -> the MachinePool that dropped its configRef
+	nextIndex       map[string]int     // next free kpt index per file
 }
 
 type change struct {
@@ -161,7 +166,13 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, framework.Results
 			work[i] = it.Copy()
 		}
 	}
-	r := &run{cfg: cfg, index: make(map[objKey]*object, len(work)), added: map[*object][]*object{}}
+	r := &run{
+		cfg:             cfg,
+		index:           make(map[objKey]*object, len(work)),
+		added:           map[*object][]*object{},
+		secrets:         map[objKey]*generatedSecret{},
+		detachedConfigs: map[objKey]*object{},
+	}
 	for _, n := range work {
 		o := newObject(n)
 		r.objects = append(r.objects, o)
@@ -182,7 +193,9 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, framework.Results
 				msg = fmt.Sprintf("is %s, want %s", describeValue(c.current), describeValue(c.proposed))
 			}
 			res := r.result(framework.Error, c.obj, c.field, msg)
-			res.Field.CurrentValue, res.Field.ProposedValue = c.current, c.proposed
+			if res.Field != nil {
+				res.Field.CurrentValue, res.Field.ProposedValue = c.current, c.proposed
+			}
 		}
 		return items, r.results
 	}
@@ -259,6 +272,7 @@ func (r *run) processObject(o *object) {
 	if o.kind == "AWSManagedMachinePool" {
 		// Converted, IMDS options included, by processManagedPools: it needs the
 		// MachinePools and the control plane.
+		r.managedPools = append(r.managedPools, o)
 		return
 	}
 	if err := r.applyMetadataOptions(o, parent); err != nil {
