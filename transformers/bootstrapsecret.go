@@ -187,22 +187,9 @@ func (r *run) eksClusterName(machinePool *object) (string, bool) {
 		r.errorf(machinePool, "spec.clusterName", "missing: the EKS cluster name cannot be derived; %s", fix)
 		return "", false
 	}
-	cluster := r.index[objKey{clusterGroup, "Cluster", machinePool.ns(), clusterName}]
-	if cluster == nil {
-		r.errorf(machinePool, "spec.clusterName", "Cluster %q is not in the input, so the EKS cluster name cannot be derived; %s", clusterName, fix)
-		return "", false
-	}
-	cpRef := lookup(cluster.node.YNode(), "spec", "controlPlaneRef")
-	cpKey, ok := refKey(cpRef, cluster.ns())
-	if !ok || cpKey.kind != "AWSManagedControlPlane" {
-		r.errorf(machinePool, "spec.clusterName", "Cluster %q has no AWSManagedControlPlane controlPlaneRef, so the EKS cluster name "+
-			"cannot be derived; %s", clusterName, fix)
-		return "", false
-	}
-	cp := r.index[cpKey]
+	cp, problem := r.controlPlaneOf(machinePool)
 	if cp == nil {
-		r.errorf(machinePool, "spec.clusterName", "AWSManagedControlPlane %q (the control plane of Cluster %q) is not in the input, "+
-			"so the EKS cluster name cannot be derived; %s", cpKey.name, clusterName, fix)
+		r.errorf(machinePool, "spec.clusterName", "%s, so the EKS cluster name cannot be derived; %s", problem, fix)
 		return "", false
 	}
 	if name := scalarField(cp.node.YNode(), "spec", "eksClusterName"); name != "" {
@@ -234,6 +221,28 @@ func (r *run) eksClusterName(machinePool *object) (string, bool) {
 			"keep the substituted name short and free of dots, or set eksClusterName", name)
 	}
 	return name, true
+}
+
+// controlPlaneOf follows the MachinePool's clusterName to the Cluster and its
+// AWSManagedControlPlane. When one is missing it says which.
+func (r *run) controlPlaneOf(machinePool *object) (*object, string) {
+	clusterName := scalarField(machinePool.node.YNode(), "spec", "clusterName")
+	if clusterName == "" {
+		return nil, "spec.clusterName is missing"
+	}
+	cluster := r.index[objKey{clusterGroup, "Cluster", machinePool.ns(), clusterName}]
+	if cluster == nil {
+		return nil, fmt.Sprintf("Cluster %q is not in the input", clusterName)
+	}
+	cpKey, ok := refKey(lookup(cluster.node.YNode(), "spec", "controlPlaneRef"), cluster.ns())
+	if !ok || cpKey.kind != "AWSManagedControlPlane" {
+		return nil, fmt.Sprintf("Cluster %q has no AWSManagedControlPlane controlPlaneRef", clusterName)
+	}
+	cp := r.index[cpKey]
+	if cp == nil {
+		return nil, fmt.Sprintf("AWSManagedControlPlane %q (the control plane of Cluster %q) is not in the input", cpKey.name, clusterName)
+	}
+	return cp, ""
 }
 
 type secretRef struct{ name string }

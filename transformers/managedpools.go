@@ -36,6 +36,7 @@ var amiFamilies = map[string]amiFamily{
 // managedPool is an AWSManagedMachinePool after conversion.
 type managedPool struct {
 	obj       *object
+	lookup    bool // CAPA looks the image up, which needs the MachinePool's version
 	converted bool
 	al2023    bool
 }
@@ -58,7 +59,7 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 	amiID := scalarField(spec, "awsLaunchTemplate", "ami", "id")
 	lookup := scalarField(spec, "awsLaunchTemplate", "ami", "eksLookupType")
 
-	mp := &managedPool{obj: o}
+	mp := &managedPool{obj: o, lookup: amiID == ""}
 	if amiType != "CUSTOM" {
 		written := amiType
 		if amiType == "" {
@@ -101,14 +102,14 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 	if !hadLT {
 		mp.converted = true
 	}
-	r.moveScalar(o, spec, "instanceType", lt, "instanceType", "spec.awsLaunchTemplate.instanceType", false)
+	r.moveScalar(o, spec, "instanceType", lt, "instanceType", "spec.awsLaunchTemplate.instanceType")
 	if v := valueOf(spec, "diskSize"); v != nil {
 		rv, err := ensureMap(lt, "rootVolume", "spec.awsLaunchTemplate.rootVolume")
 		if err != nil {
 			r.errorf(o, fieldOf(err), "%s", msgOf(err))
 			return nil
 		}
-		r.moveScalar(o, spec, "diskSize", rv, "size", "spec.awsLaunchTemplate.rootVolume.size", true)
+		r.moveScalar(o, spec, "diskSize", rv, "size", "spec.awsLaunchTemplate.rootVolume.size")
 	}
 	if ra := valueOf(spec, "remoteAccess"); ra != nil {
 		r.moveRemoteAccess(o, spec, ra, lt)
@@ -135,7 +136,7 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 
 // moveScalar moves spec.<from> into dst.<to>, because CAPA's webhook forbids the field
 // beside a launch template. A value already at the destination wins.
-func (r *run) moveScalar(o *object, src *yaml.Node, from string, dst *yaml.Node, to, toField string, isInt bool) {
+func (r *run) moveScalar(o *object, src *yaml.Node, from string, dst *yaml.Node, to, toField string) {
 	v := removeKey(src, from)
 	if v == nil {
 		return
@@ -147,10 +148,6 @@ func (r *run) moveScalar(o *object, src *yaml.Node, from string, dst *yaml.Node,
 		}
 		r.changed(o, fromField, display(v), nil, "")
 		return
-	}
-	v.Style = 0
-	if isInt && v.Tag == yaml.NodeTagString {
-		v.Style = yaml.DoubleQuotedStyle // a placeholder such as "${DISK_SIZE}" stays a string
 	}
 	setNode(dst, to, v)
 	r.changed(o, fromField, display(v), nil, fmt.Sprintf("CAPA's webhook forbids %s beside a launch template: move it to %s", fromField, toField))
@@ -220,6 +217,9 @@ func (r *run) processManagedPools() {
 			r.errorf(o, "", "referenced by %d MachinePools (%s): each AWSManagedMachinePool belongs to one MachinePool",
 				len(machinePools), strings.Join(names, ", "))
 			continue
+		}
+		if mp.lookup {
+			r.ensureVersion(machinePools[0])
 		}
 		r.bootstrap(machinePools[0], mp)
 	}
@@ -293,4 +293,39 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 		r.infof(cfgObj, "", "removed: %s now takes its bootstrap data from a Secret and nothing else references this %s",
 			r.detachedConfigs[k].String(), cfgObj.kind)
 	}
+}
+
+// ensureVersion gives the MachinePool a Kubernetes version when it has none: CAPA's AMI
+// lookup for the launch template fails without one ("Either AWSMachinePool's
+// spec.awslaunchtemplate.ami.id or MachinePool's spec.template.spec.version must be defined").
+func (r *run) ensureVersion(machinePool *object) {
+	const field = "spec.template.spec.version"
+	if scalarField(machinePool.node.YNode(), "spec", "template", "spec", "version") != "" {
+		return
+	}
+	cp, _ := r.controlPlaneOf(machinePool)
+	version := ""
+	if cp != nil {
+		version = scalarField(cp.node.YNode(), "spec", "version")
+	}
+	if version == "" {
+		r.warnf(machinePool, field, "missing: CAPA's AMI lookup for the launch template needs it and fails without it; "+
+			"set it, or set spec.awsLaunchTemplate.ami.id on the AWSManagedMachinePool")
+		return
+	}
+	tmpl, err := ensurePath(machinePool.node.YNode(), "", "spec", "template", "spec")
+	if err != nil {
+		r.errorf(machinePool, fieldOf(err), "%s", msgOf(err))
+		return
+	}
+	setNode(tmpl, "version", copyScalar(lookup(cp.node.YNode(), "spec", "version")))
+	r.changed(machinePool, field, nil, version, "missing: CAPA's AMI lookup for the launch template needs it")
+	r.warnf(machinePool, field, "set to the control plane's version %s: CAPA's AMI lookup for the launch template needs it. "+
+		"Upgrade the pool by changing it here as well as on the control plane", version)
+}
+
+func copyScalar(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.HeadComment, c.LineComment, c.FootComment = "", "", ""
+	return &c
 }
