@@ -50,6 +50,7 @@ type IMDSConfig struct {
 // ConfigMeta holds the few metadata fields the function reads. Orchestrators add annotations
 // of their own, so metadata is never checked strictly.
 type ConfigMeta struct {
+	// Only the name is kept (for messages); the function never decodes metadata.
 	Name      string `json:"name,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
 }
@@ -185,7 +186,11 @@ func loadIMDSConfig(node *yaml.RNode, source string) (*Config, error) {
 		err.Source = source
 		return nil, err
 	}
-	s, err := node.MarshalJSON()
+	// metadata belongs to the orchestrators (annotations, labels, timestamps): it is read
+	// for the name only and never decoded strictly.
+	bare := node.Copy()
+	removeKey(bare.YNode(), "metadata")
+	s, err := bare.MarshalJSON()
 	if err != nil {
 		return nil, &ConfigError{Source: source, Msg: err.Error()}
 	}
@@ -245,7 +250,11 @@ func checkStrict(n *yaml.Node, t reflect.Type, path string) *ConfigError {
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagString {
-			return &ConfigError{Field: path, Msg: fmt.Sprintf("must be a string, got %s", describeNode(n))}
+			msg := fmt.Sprintf("must be a string, got %s", describeNode(n))
+			if allowed := enumOf(path); allowed != nil {
+				msg += "; allowed: " + strings.Join(allowed, ", ")
+			}
+			return &ConfigError{Field: path, Msg: msg}
 		}
 	case reflect.Int64:
 		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagInt {
@@ -421,6 +430,20 @@ func (c *Config) optionsMap() map[string]any {
 		}
 	}
 	return m
+}
+
+// enumOf returns the allowed values of a config field, or nil for a free-form one.
+func enumOf(path string) []string {
+	switch path {
+	case "spec.mode":
+		return modes
+	case "spec.managedMachinePools.bootstrap.strategy":
+		return strategies
+	}
+	if key, ok := strings.CutPrefix(path, "spec.instanceMetadataOptions."); ok {
+		return optionEnums[key]
+	}
+	return nil
 }
 
 func oneOf(field, v string, allowed []string) *ConfigError {
