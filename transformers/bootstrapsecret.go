@@ -62,15 +62,7 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 	}
 	looksAL2023, why := r.looksAL2023(machinePool, mp, hasRef, refK)
 	if strategy == BootstrapKeep {
-		if hasRef && dataSecretName != "" {
-			msg := "both configRef and dataSecretName are set: Cluster API overwrites dataSecretName from the bootstrap config"
-			if r.cfg.Mode == ModeAudit {
-				r.errorf(machinePool, bootField+".dataSecretName", "%s", msg)
-			} else {
-				r.warnf(machinePool, bootField+".dataSecretName", "%s", msg)
-			}
-		}
-		return
+		return // checkBootstrapOverwrites flags a configRef beside a dataSecretName
 	}
 
 	if looksAL2023 {

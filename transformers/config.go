@@ -59,6 +59,15 @@ type ConfigSpec struct {
 	Mode                    Mode                     `json:"mode,omitempty"`
 	InstanceMetadataOptions *InstanceMetadataOptions `json:"instanceMetadataOptions,omitempty"`
 	ManagedMachinePools     *ManagedMachinePools     `json:"managedMachinePools,omitempty"`
+	Templates               *TemplatesConfig         `json:"templates,omitempty"`
+}
+
+// TemplatesConfig governs AWSMachineTemplates, whose spec CAPA's webhook makes immutable.
+type TemplatesConfig struct {
+	// RenameOnChange gives a template whose existing instanceMetadataOptions change a new
+	// name, and rewrites every reference to it, so a GitOps sync creates a new template
+	// instead of being rejected for changing the old one.
+	RenameOnChange bool `json:"renameOnChange,omitempty"`
 }
 
 // InstanceMetadataOptions mirrors CAPA's type of the same name; a nil field means the default.
@@ -88,6 +97,7 @@ type Config struct {
 	BootstrapStrategy BootstrapStrategy
 	SecretName        string
 	EKSClusterName    string
+	RenameOnChange    bool
 }
 
 // Option is one instanceMetadataOptions key and the value the function writes.
@@ -126,7 +136,7 @@ const (
 // ConfigMap keys, for kpt's inline `configMap:` and for users who prefer a ConfigMap.
 var configMapKeys = []string{
 	"mode", optHTTPTokens, optHopLimit, optHTTPEndpoint, optTags, optIPv6,
-	"bootstrapStrategy", "secretName", "eksClusterName",
+	"bootstrapStrategy", "secretName", "eksClusterName", "renameOnChange",
 }
 
 // DefaultConfig is what an empty spec means.
@@ -256,6 +266,10 @@ func checkStrict(n *yaml.Node, t reflect.Type, path string) *ConfigError {
 			}
 			return &ConfigError{Field: path, Msg: msg}
 		}
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagBool {
+			return &ConfigError{Field: path, Msg: fmt.Sprintf("must be true or false, got %s", describeNode(n))}
+		}
 	case reflect.Int64:
 		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagInt {
 			return &ConfigError{Field: path, Msg: fmt.Sprintf("must be an integer in %d..%d, got %s", minHopLimit, maxHopLimit, describeNode(n))}
@@ -302,6 +316,11 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 				boot.SecretName = val
 			case "eksClusterName":
 				boot.EKSClusterName = val
+			case "renameOnChange":
+				if val != "true" && val != "false" {
+					return nil, &ConfigError{Source: source, Field: field, Msg: fmt.Sprintf("%q is not allowed; allowed: true, false", val)}
+				}
+				c.Spec.Templates = &TemplatesConfig{RenameOnChange: val == "true"}
 			default:
 				return nil, &ConfigError{Source: source, Field: field,
 					Msg: fmt.Sprintf("unknown key; allowed: %s", strings.Join(configMapKeys, ", "))}
@@ -387,6 +406,9 @@ func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
 		}
 		cfg.SecretName = b.SecretName
 		cfg.EKSClusterName = b.EKSClusterName
+	}
+	if s.Templates != nil {
+		cfg.RenameOnChange = s.Templates.RenameOnChange
 	}
 	if err := oneOf("spec.managedMachinePools.bootstrap.strategy", string(cfg.BootstrapStrategy), strategies); err != nil {
 		return nil, err
@@ -510,6 +532,8 @@ spec:
       strategy: auto               # auto | secret | keep
       secretName: ""               # default: <cluster name>-eks-bootstrap
       eksClusterName: ""           # default: derived from the AWSManagedControlPlane as CAPA does
+  templates:
+    renameOnChange: false          # true: rename an AWSMachineTemplate whose existing options change
 
 A v1 ConfigMap is accepted too, with string values under data: ` + strings.Join(keys, ", ") + `.
 `

@@ -123,7 +123,7 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 		r.errorf(o, "spec.awsLaunchTemplate.iamInstanceProfile", "CAPA's webhook forbids iamInstanceProfile in a managed pool's "+
 			"launch template (EKS uses the node group role, spec.roleName): remove it")
 	}
-	if err := r.applyMetadataOptions(o, []string{"spec", "awsLaunchTemplate"}); err != nil {
+	if _, err := r.applyMetadataOptions(o, []string{"spec", "awsLaunchTemplate"}); err != nil {
 		r.errorf(o, fieldOf(err), "%s", msgOf(err))
 		return nil
 	}

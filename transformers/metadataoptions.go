@@ -18,26 +18,28 @@ var capaIMDSKeys = map[string]bool{optHTTPTokens: true, optHopLimit: true, optHT
 
 // applyMetadataOptions writes the configured instanceMetadataOptions under parent (a path
 // from the object root), merging into what is there: keys the config does not set stay.
-func (r *run) applyMetadataOptions(o *object, parent []string) error {
+// It reports whether it changed a block that was already there, which CAPA's
+// AWSMachineTemplate webhook rejects.
+func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting bool, err error) {
 	prefix := strings.Join(parent, ".")
 	// Check the whole path first so a malformed resource is reported, not half-edited.
 	if _, err := mapAt(o.node.YNode(), parent...); err != nil {
-		return err
+		return false, err
 	}
 	if _, err := mapAt(o.node.YNode(), append(append([]string{}, parent...), imdsField)...); err != nil {
-		return err
+		return false, err
 	}
 	if _, err := mapAt(o.node.YNode(), append(append([]string{}, parent...), bogusIMDSField)...); err != nil {
-		return err
+		return false, err
 	}
 	p, err := ensurePath(o.node.YNode(), "", parent...)
 	if err != nil {
-		return err
+		return false, err
 	}
 	existed := !isNull(valueOf(p, imdsField))
 	imds, err := ensureMap(p, imdsField, join(prefix, imdsField))
 	if err != nil {
-		return err
+		return false, err
 	}
 	imdsPath := join(prefix, imdsField)
 
@@ -78,6 +80,7 @@ func (r *run) applyMetadataOptions(o *object, parent []string) error {
 				want = display(valueOf(imds, opt.Key))
 			}
 			r.changed(o, join(imdsPath, opt.Key), before, want, "")
+			changedExisting = changedExisting || existed
 		}
 	}
 
@@ -92,7 +95,7 @@ func (r *run) applyMetadataOptions(o *object, parent []string) error {
 		r.warnf(o, join(imdsPath, k), "unknown field: CAPA's instanceMetadataOptions has httpEndpoint, httpProtocolIpv6, "+
 			"httpPutResponseHopLimit, httpTokens, instanceMetadataTags; the API server would reject or drop it")
 	}
-	return nil
+	return changedExisting, nil
 }
 
 func listOrNone(keys []string) string {

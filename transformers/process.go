@@ -115,6 +115,7 @@ type run struct {
 	secrets         map[objKey]*generatedSecret
 	detachedConfigs map[objKey]*object // bootstrap config -> the MachinePool that dropped its configRef
 	nextIndex       map[string]int     // next free kpt index per file
+	renames         map[objKey]string  // AWSMachineTemplate -> its new name
 }
 
 type change struct {
@@ -184,7 +185,9 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, framework.Results
 	for _, o := range r.objects {
 		r.processObject(o)
 	}
+	r.renameTemplates()
 	r.processManagedPools()
+	r.checkBootstrapOverwrites()
 
 	if cfg.Mode == ModeAudit {
 		for _, c := range r.changes {
@@ -275,8 +278,13 @@ func (r *run) processObject(o *object) {
 		r.managedPools = append(r.managedPools, o)
 		return
 	}
-	if err := r.applyMetadataOptions(o, parent); err != nil {
+	changedExisting, err := r.applyMetadataOptions(o, parent)
+	if err != nil {
 		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+		return
+	}
+	if changedExisting && o.kind == "AWSMachineTemplate" {
+		r.immutableTemplateChanged(o)
 	}
 }
 

@@ -1,0 +1,135 @@
+package transformers
+
+import (
+	"fmt"
+
+	"sigs.k8s.io/kustomize/api/hasher"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// CAPA's AWSMachineTemplate webhook rejects any change to an existing template's spec,
+// except adding instanceMetadataOptions where there was none. Changing httpTokens from
+// optional to required on a live template fails the GitOps sync.
+
+// RenamedFromAnnotation keeps a renamed template's original name, so a later rename
+// starts from it instead of stacking suffixes.
+const RenamedFromAnnotation = ConfigGroup + "/renamed-from"
+
+func (r *run) immutableTemplateChanged(o *object) {
+	const field = "spec.template.spec.instanceMetadataOptions"
+	if !r.cfg.RenameOnChange {
+		r.warnf(o, field, "changed existing instanceMetadataOptions: CAPA's webhook rejects changes to an existing "+
+			"AWSMachineTemplate's spec, so applying this over a live template fails. Create a new template and point "+
+			"the MachineDeployment or control plane at it, or set spec.templates.renameOnChange: true")
+		return
+	}
+	base := o.annotation(RenamedFromAnnotation)
+	if base == "" {
+		base = o.name
+	}
+	spec := o.node.Field("spec")
+	if spec == nil {
+		return
+	}
+	j, err := spec.Value.MarshalJSON()
+	if err != nil {
+		r.errorf(o, "spec", "cannot hash the spec for renameOnChange: %v", err)
+		return
+	}
+	// kustomize's ConfigMap-name hash: stable for the same spec, whatever its key order.
+	suffix, err := hasher.SortArrayAndComputeHash([]string{string(j)})
+	if err != nil {
+		r.errorf(o, "spec", "cannot hash the spec for renameOnChange: %v", err)
+		return
+	}
+	newName := base + "-" + suffix
+	if newName == o.name {
+		return
+	}
+	if r.renames == nil {
+		r.renames = map[objKey]string{}
+	}
+	r.renames[o.key()] = newName
+	annotations, err := ensurePath(o.node.YNode(), "", "metadata", "annotations")
+	if err != nil {
+		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+		return
+	}
+	setScalar(annotations, RenamedFromAnnotation, base, false)
+	r.changed(o, "metadata.name", o.name, newName, "")
+}
+
+// renameTemplates applies the renames and rewrites every Cluster API reference to the
+// renamed templates, in any shape (apiVersion or apiGroup; MachineDeployment, MachineSet,
+// KubeadmControlPlane, ClusterClass), by matching kind, group, name and namespace.
+func (r *run) renameTemplates() {
+	if len(r.renames) == 0 {
+		return
+	}
+	refs := map[objKey]int{}
+	for _, o := range r.objects {
+		if !isClusterAPIGroup(o.group) {
+			continue
+		}
+		r.rewriteRefs(o.node.YNode(), o.ns(), refs, 0)
+	}
+	for _, o := range r.objects {
+		newName, ok := r.renames[o.key()]
+		if !ok {
+			continue
+		}
+		old := o.key()
+		if err := o.node.SetName(newName); err != nil {
+			r.errorf(o, "metadata.name", "%v", err)
+			continue
+		}
+		r.infof(o, "metadata.name", "renamed from %s to %s (renameOnChange): its instanceMetadataOptions changed and CAPA "+
+			"forbids changing an existing template; %d reference(s) updated", old.name, newName, refs[old])
+		o.name = newName
+		delete(r.index, old)
+		r.index[o.key()] = o
+	}
+}
+
+func isClusterAPIGroup(g string) bool {
+	return g == clusterGroup || len(g) > len(clusterGroup) && g[len(g)-len(clusterGroup)-1:] == "."+clusterGroup
+}
+
+func (r *run) rewriteRefs(n *yaml.Node, ns string, counts map[objKey]int, depth int) {
+	if n == nil || depth > maxDepth {
+		return
+	}
+	if n.Kind == yaml.MappingNode && scalarField(n, "kind") == "AWSMachineTemplate" {
+		if k, ok := refKey(n, ns); ok && k.group == infraGroup {
+			if newName, renamed := r.renames[k]; renamed {
+				v := valueOf(n, "name")
+				v.Value = newName
+				counts[k]++
+			}
+		}
+	}
+	for _, c := range n.Content {
+		r.rewriteRefs(c, ns, counts, depth+1)
+	}
+}
+
+// checkBootstrapOverwrites flags MachinePools that set both a bootstrap configRef and a
+// dataSecretName: Cluster API overwrites the Secret name from the config.
+func (r *run) checkBootstrapOverwrites() {
+	for _, o := range r.objects {
+		if o.group != clusterGroup || o.kind != "MachinePool" {
+			continue
+		}
+		boot := lookup(o.node.YNode(), "spec", "template", "spec", "bootstrap")
+		if isNull(valueOf(boot, "configRef")) || scalarField(boot, "dataSecretName") == "" {
+			continue
+		}
+		msg := fmt.Sprintf("both configRef and dataSecretName are set: Cluster API overwrites dataSecretName %q from the "+
+			"bootstrap config", scalarField(boot, "dataSecretName"))
+		if r.cfg.Mode == ModeAudit {
+			r.errorf(o, "spec.template.spec.bootstrap.dataSecretName", "%s", msg)
+		} else {
+			r.warnf(o, "spec.template.spec.bootstrap.dataSecretName", "%s", msg)
+		}
+	}
+}
