@@ -66,8 +66,9 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 	}
 
 	if looksAL2023 {
-		r.warnf(machinePool, bootField, "the pool looks like Amazon Linux 2023 (%s): AL2023 images have no /etc/eks/bootstrap.sh, "+
-			"so nodes started with the bootstrap Secret would not join; use strategy keep with a NodeadmConfig, or an AL2 image", why)
+		r.warnf(machinePool, bootField, "the pool's image likely has no /etc/eks/bootstrap.sh (%s; only Amazon Linux 2 images have it), "+
+			"so nodes started with the bootstrap Secret would not join: use strategy keep with the image's own bootstrap "+
+			"(a NodeadmConfig for Amazon Linux 2023), or an AL2 image", why)
 	}
 	eksName, ok := r.eksClusterName(machinePool)
 	if !ok {
@@ -149,11 +150,14 @@ func nonEmptyKeys(m *yaml.Node) []string {
 
 var minorVersion = regexp.MustCompile(`^v?1\.(\d+)(\.|$)`)
 
-// looksAL2023 tells whether nodes would boot an image without bootstrap.sh. EKS ships
-// no AL2 images from Kubernetes 1.33 on.
+// looksAL2023 tells whether nodes would boot an image without bootstrap.sh: Amazon Linux
+// 2023 (EKS ships no AL2 images from Kubernetes 1.33 on), Bottlerocket or Windows.
 func (r *run) looksAL2023(machinePool *object, mp *managedPool, hasRef bool, refK objKey) (bool, string) {
 	if mp.al2023 {
 		return true, "its AMI type or lookup type is AL2023"
+	}
+	if strings.HasPrefix(mp.amiType, "BOTTLEROCKET") || strings.HasPrefix(mp.amiType, "WINDOWS") {
+		return true, "its AMI type was " + mp.amiType
 	}
 	if hasRef && refK.kind == "NodeadmConfig" {
 		return true, "its bootstrap config is a NodeadmConfig"

@@ -177,6 +177,11 @@ func TestLoadConfigPartialSpecKeepsOtherDefaults(t *testing.T) {
 				SecretName: "${CLUSTER_NAME}-boot", EKSClusterName: "default_capi-imds-control-plane"},
 		},
 		{
+			name: "templates.renameOnChange",
+			in:   configHeader + "spec:\n  templates:\n    renameOnChange: true\n",
+			want: &transformers.Config{Mode: transformers.ModeEnforce, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapAuto, RenameOnChange: true},
+		},
+		{
 			name: "every field set",
 			in: configHeader + `metadata:
   name: require-imdsv2
@@ -291,6 +296,9 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 		{"unknown field under bootstrap", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      clusterName: x\n",
 			"spec.managedMachinePools.bootstrap.clusterName", []string{"unknown field", "strategy, secretName, eksClusterName"}},
 
+		{"unknown field under templates", configHeader + "spec:\n  templates:\n    rename: true\n",
+			"spec.templates.rename", []string{"unknown field", "allowed here: renameOnChange"}},
+
 		// Enums.
 		{"mode outside enum", configHeader + "spec:\n  mode: warn\n",
 			"spec.mode", []string{`"warn" is not allowed`, "allowed: enforce, audit"}},
@@ -330,6 +338,8 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 			"spec.instanceMetadataOptions.httpEndpoint", []string{"must be a string", "the boolean true", "enabled, disabled"}},
 		{"mode a list", configHeader + "spec:\n  mode: [audit]\n",
 			"spec.mode", []string{"must be a string", "a list", "enforce, audit"}},
+		{"renameOnChange a string", configHeader + "spec:\n  templates:\n    renameOnChange: \"yes\"\n",
+			"spec.templates.renameOnChange", []string{"must be true or false", `the string "yes"`}},
 		{"spec a list", configHeader + "spec:\n- mode: audit\n",
 			"spec", []string{"spec: must be a mapping"}},
 		{"spec a scalar", configHeader + "spec: audit\n",
@@ -372,6 +382,8 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 			"data.httpTokens", []string{`"Required" is not allowed`, "allowed: required, optional"}},
 		{"ConfigMap strategy outside enum", cm("  bootstrapStrategy: none\n"),
 			"data.bootstrapStrategy", []string{`"none" is not allowed`, "allowed: auto, secret, keep"}},
+		{"ConfigMap renameOnChange not a boolean", cm("  renameOnChange: \"yes\"\n"),
+			"data.renameOnChange", []string{`"yes" is not allowed`, "allowed: true, false"}},
 		{"ConfigMap value a mapping", cm("  httpTokens:\n    value: required\n"),
 			"data.httpTokens", []string{"must be a string"}},
 		{"ConfigMap data a list", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\ndata:\n- mode\n",

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -39,6 +40,7 @@ type managedPool struct {
 	lookup    bool // CAPA looks the image up, which needs the MachinePool's version
 	converted bool
 	al2023    bool
+	amiType   string // as the pool had it, CAPA's default filled in
 }
 
 // convertManagedPool turns the pool into a launch-template pool with amiType CUSTOM.
@@ -76,6 +78,7 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 			return nil
 		}
 		mp.al2023 = fam.al2023
+		mp.amiType = amiType
 		if amiID == "" && lookup == "" {
 			lt, _ := ensurePath(spec, "spec", "awsLaunchTemplate", "ami")
 			setScalar(lt, "eksLookupType", fam.lookupType, false)
@@ -128,7 +131,7 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 		return nil
 	}
 	if mp.converted {
-		r.warnf(o, "spec.amiType", "converted to a launch template with amiType CUSTOM: amiType and the presence of awsLaunchTemplate "+
+		r.editf(framework.Warning, o, "spec.amiType", "converted to a launch template with amiType CUSTOM: amiType and the presence of awsLaunchTemplate "+
 			"are immutable, so this applies to new pools; replace an existing pool under a new name")
 	}
 	return mp
@@ -290,7 +293,7 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 		}
 		cfgObj.removed = true
 		r.changed(cfgObj, "", "present", nil, "would be removed: its MachinePool now takes bootstrap data from the Secret")
-		r.infof(cfgObj, "", "removed: %s now takes its bootstrap data from a Secret and nothing else references this %s",
+		r.editf(framework.Info, cfgObj, "", "removed: %s now takes its bootstrap data from a Secret and nothing else references this %s",
 			r.detachedConfigs[k].String(), cfgObj.kind)
 	}
 }
@@ -320,7 +323,7 @@ func (r *run) ensureVersion(machinePool *object) {
 	}
 	setNode(tmpl, "version", copyScalar(lookup(cp.node.YNode(), "spec", "version")))
 	r.changed(machinePool, field, nil, version, "missing: CAPA's AMI lookup for the launch template needs it")
-	r.warnf(machinePool, field, "set to the control plane's version %s: CAPA's AMI lookup for the launch template needs it. "+
+	r.editf(framework.Warning, machinePool, field, "set to the control plane's version %s: CAPA's AMI lookup for the launch template needs it. "+
 		"Upgrade the pool by changing it here as well as on the control plane", version)
 }
 

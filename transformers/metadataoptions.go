@@ -48,7 +48,7 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 		for i := 0; bogus.Kind == yaml.MappingNode && i+1 < len(bogus.Content); i += 2 {
 			k := bogus.Content[i].Value
 			if valueOf(imds, k) == nil {
-				imds.Content = append(imds.Content, bogus.Content[i], bogus.Content[i+1])
+				appendPair(imds, bogus.Content[i], bogus.Content[i+1])
 				moved = append(moved, k)
 			}
 		}

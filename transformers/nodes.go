@@ -76,8 +76,17 @@ func ensureMap(m *yaml.Node, key, field string) (*yaml.Node, error) {
 		}
 	}
 	nm := &yaml.Node{Kind: yaml.MappingNode, Tag: yaml.NodeTagMap}
-	m.Content = append(m.Content, keyNode(key), nm)
+	appendPair(m, keyNode(key), nm)
 	return nm, nil
+}
+
+// appendPair adds a key to a mapping. An empty flow mapping (`bootstrap: {}`) that gets
+// content becomes a block mapping, as a person would write it.
+func appendPair(m, k, v *yaml.Node) {
+	if len(m.Content) == 0 && m.Style&yaml.FlowStyle != 0 {
+		m.Style &^= yaml.FlowStyle
+	}
+	m.Content = append(m.Content, k, v)
 }
 
 // ensurePath is ensureMap along a path; field names the path for errors.
@@ -155,7 +164,7 @@ func setScalar(m *yaml.Node, key, value string, isInt bool) bool {
 		}
 		return true
 	}
-	m.Content = append(m.Content, keyNode(key), want)
+	appendPair(m, keyNode(key), want)
 	return true
 }
 
@@ -182,7 +191,7 @@ func setNode(m *yaml.Node, key string, v *yaml.Node) {
 			return
 		}
 	}
-	m.Content = append(m.Content, keyNode(key), v)
+	appendPair(m, keyNode(key), v)
 }
 
 // display renders a node's value for results and messages.
@@ -198,6 +207,13 @@ func display(n *yaml.Node) any {
 			}
 		}
 		return n.Value
+	}
+	if n.Kind == yaml.SequenceNode {
+		items := make([]string, 0, len(n.Content))
+		for _, c := range n.Content {
+			items = append(items, fmt.Sprint(display(c)))
+		}
+		return "[" + strings.Join(items, ", ") + "]"
 	}
 	s, err := yaml.NewRNode(n).String()
 	if err != nil {

@@ -147,6 +147,15 @@ func (r *run) warnf(o *object, field, format string, args ...any) {
 	r.result(framework.Warning, o, field, fmt.Sprintf(format, args...))
 }
 
+// editf reports what enforce mode did to a resource; in audit mode the change itself is
+// the finding, so the report would only repeat it in the wrong tense.
+func (r *run) editf(sev framework.Severity, o *object, field, format string, args ...any) {
+	if r.cfg.Mode == ModeAudit {
+		return
+	}
+	r.result(sev, o, field, fmt.Sprintf(format, args...))
+}
+
 func (r *run) infof(o *object, field, format string, args ...any) {
 	r.result(framework.Info, o, field, fmt.Sprintf(format, args...))
 }

@@ -1,0 +1,158 @@
+package transformers
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
+	"sigs.k8s.io/kustomize/kyaml/kio"
+	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/capa-imds/capa-imds/internal/modcache"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// Golden cases, one directory each, in the layout of the kpt functions catalog:
+//
+//	config.yaml    the IMDSConfig (or ConfigMap)
+//	input.yaml     the manifests; or capa-template.txt naming a template of CAPA v2.13.0
+//	expected.yaml  the output stream (absent when the run must fail)
+//	results.txt    every result, one per line
+//
+// Every case is also run a second time on its own output, which must change nothing.
+func TestGolden(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/golden/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			cfg := loadGoldenConfig(t, dir)
+			input := goldenInput(t, dir)
+
+			out, results := Process(cfg, parseStream(t, input))
+			gotResults := renderResults(results)
+			compareGolden(t, filepath.Join(dir, "results.txt"), gotResults)
+			if results.ExitCode() != 0 {
+				if _, err := os.Stat(filepath.Join(dir, "expected.yaml")); err == nil && !*update {
+					t.Errorf("the run failed, but expected.yaml exists: a failing case has no output")
+				}
+				return
+			}
+			got := writeStream(t, out)
+			compareGolden(t, filepath.Join(dir, "expected.yaml"), got)
+
+			again, results2 := Process(cfg, parseStream(t, got))
+			if diff := cmp.Diff(got, writeStream(t, again)); diff != "" {
+				t.Errorf("second run changed the output (-first +second):\n%s", diff)
+			}
+			for _, r := range results2 {
+				if r.Severity == framework.Error {
+					t.Errorf("second run reported an error: %s", r)
+				}
+			}
+			if cfg.Mode == ModeEnforce {
+				audit := *cfg
+				audit.Mode = ModeAudit
+				if _, ar := Process(&audit, parseStream(t, got)); ar.ExitCode() != 0 {
+					t.Errorf("audit of the output is not clean:\n%s", renderResults(ar))
+				}
+			}
+		})
+	}
+}
+
+func loadGoldenConfig(t *testing.T, dir string) *Config {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := yaml.Parse(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(node)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+func goldenInput(t *testing.T, dir string) string {
+	t.Helper()
+	if b, err := os.ReadFile(filepath.Join(dir, "input.yaml")); err == nil {
+		return string(b)
+	}
+	name, err := os.ReadFile(filepath.Join(dir, "capa-template.txt"))
+	if err != nil {
+		t.Fatalf("neither input.yaml nor capa-template.txt: %v", err)
+	}
+	capa, err := modcache.CAPADir()
+	if err != nil {
+		t.Fatalf("CAPA module: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(capa, "templates", strings.TrimSpace(string(name))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// parseStream reads manifests as the standalone CLI does.
+func parseStream(t *testing.T, s string) []*yaml.RNode {
+	t.Helper()
+	nodes, err := (&kio.ByteReader{
+		Reader:            strings.NewReader(s),
+		PreserveSeqIndent: true,
+		DisableUnwrapping: true,
+		SetAnnotations:    map[string]string{kioutil.PathAnnotation: "input.yaml"},
+	}).Read()
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return nodes
+}
+
+func writeStream(t *testing.T, nodes []*yaml.RNode) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := kio.ByteWriter{Writer: &b, ClearAnnotations: []string{kioutil.PathAnnotation, kioutil.LegacyPathAnnotation}}
+	if err := w.Write(nodes); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func renderResults(results framework.Results) string {
+	var b strings.Builder
+	for _, r := range results {
+		b.WriteString(r.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func compareGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./transformers -run TestGolden -update, then read the file)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
