@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"github.com/capa-imds/capa-imds/internal/crdcheck"
 	"github.com/capa-imds/capa-imds/internal/modcache"
 )
 
@@ -48,6 +49,7 @@ func TestGolden(t *testing.T) {
 			}
 			got := writeStream(t, out)
 			compareGolden(t, filepath.Join(dir, "expected.yaml"), got)
+			assertValid(t, out)
 
 			again, results2 := Process(cfg, parseStream(t, got))
 			if diff := cmp.Diff(got, writeStream(t, again)); diff != "" {
@@ -66,6 +68,64 @@ func TestGolden(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCAPATemplatesValidUnderEveryStrategy runs every template of CAPA v2.13.0 through the
+// function under each bootstrap strategy: the output must pass the real CRD schemas and the
+// offline webhook checks, and a second run must change nothing.
+func TestCAPATemplatesValidUnderEveryStrategy(t *testing.T) {
+	capa, err := modcache.CAPADir()
+	if err != nil {
+		t.Fatalf("CAPA module: %v", err)
+	}
+	templates, err := filepath.Glob(filepath.Join(capa, "templates", "cluster-template*.yaml"))
+	if err != nil || len(templates) < 10 {
+		t.Fatalf("CAPA templates: %v (%d found)", err, len(templates))
+	}
+	for _, strategy := range []BootstrapStrategy{BootstrapAuto, BootstrapSecret, BootstrapKeep} {
+		for _, path := range templates {
+			t.Run(string(strategy)+"/"+filepath.Base(path), func(t *testing.T) {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := DefaultConfig()
+				cfg.BootstrapStrategy = strategy
+				out, results := Process(cfg, parseStream(t, string(b)))
+				if results.ExitCode() != 0 {
+					t.Fatalf("the function failed:\n%s", renderResults(results))
+				}
+				assertValid(t, out)
+				got := writeStream(t, out)
+				again, _ := Process(cfg, parseStream(t, got))
+				if diff := cmp.Diff(got, writeStream(t, again)); diff != "" {
+					t.Errorf("second run changed the output (-first +second):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// assertValid checks output objects as the API server and CAPA's webhooks would.
+func assertValid(t *testing.T, nodes []*yaml.RNode) {
+	t.Helper()
+	v, err := crdcheck.Default()
+	if err != nil {
+		t.Fatalf("loading CRDs: %v", err)
+	}
+	var clean []*yaml.RNode
+	for _, n := range nodes {
+		c := n.Copy()
+		for _, a := range []string{kioutil.PathAnnotation, kioutil.LegacyPathAnnotation, kioutil.IndexAnnotation,
+			kioutil.LegacyIndexAnnotation, kioutil.SeqIndentAnnotation} {
+			_ = c.PipeE(yaml.ClearAnnotation(a))
+		}
+		_ = yaml.ClearEmptyAnnotations(c)
+		clean = append(clean, c)
+	}
+	for _, f := range v.CheckAll(clean) {
+		t.Errorf("invalid output: %s", f)
 	}
 }
 
