@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -98,6 +99,18 @@ func TestCAPATemplatesValidUnderEveryStrategy(t *testing.T) {
 				}
 				assertValid(t, out)
 				got := writeStream(t, out)
+
+				audit := *cfg
+				audit.Mode = ModeAudit
+				_, before := Process(&audit, parseStream(t, string(b)))
+				hasMachines := regexp.MustCompile(`(?m)^kind: (AWSMachine|AWSMachineTemplate|AWSMachinePool|AWSManagedMachinePool)$`).Match(b)
+				if hasMachines && before.ExitCode() == 0 {
+					t.Errorf("audit passed the raw template, which has CAPA machines without instanceMetadataOptions")
+				}
+				if _, after := Process(&audit, parseStream(t, got)); after.ExitCode() != 0 {
+					t.Errorf("audit of the enforced output is not clean:\n%s", renderResults(after))
+				}
+
 				again, _ := Process(cfg, parseStream(t, got))
 				if diff := cmp.Diff(got, writeStream(t, again)); diff != "" {
 					t.Errorf("second run changed the output (-first +second):\n%s", diff)

@@ -262,6 +262,10 @@ func (r *run) skipped(o *object) bool {
 }
 
 func (r *run) processObject(o *object) {
+	if (o.group == infraGroup && o.kind == "AWSCluster") || (o.group == controlPlaneGroup && o.kind == "AWSManagedControlPlane") {
+		r.checkBastion(o)
+		return
+	}
 	if o.group != infraGroup {
 		return
 	}
@@ -309,4 +313,15 @@ func msgOf(err error) string {
 		return fe.msg
 	}
 	return err.Error()
+}
+
+// checkBastion warns about the one EC2 instance no manifest can cover: CAPA (v2.13.0)
+// starts the bastion host without metadata options, so EC2's defaults apply to it.
+func (r *run) checkBastion(o *object) {
+	if scalarField(o.node.YNode(), "spec", "bastion", "enabled") != "true" || o.annotation(SkipAnnotation) == "true" {
+		return
+	}
+	r.warnf(o, "spec.bastion.enabled", "CAPA starts the bastion host without instanceMetadataOptions, so EC2's defaults apply and "+
+		"it may accept IMDSv1: require IMDSv2 with the account's EC2 metadata defaults "+
+		"(aws ec2 modify-instance-metadata-defaults --http-tokens required --http-put-response-hop-limit 2) or disable the bastion")
 }
