@@ -20,7 +20,8 @@ import (
 // maxInputBytes bounds what the function reads (stdin and files together). kyaml holds
 // every node in memory at roughly 20-30 times the text size; beyond this a render is far
 // outside anything a cluster manifest needs, and refusing beats exhausting the machine.
-const maxInputBytes = 256 << 20
+// A variable so tests can exercise the limit without 256 MiB of input.
+var maxInputBytes int64 = 256 << 20
 
 const (
 	exitOK    = 0
@@ -110,12 +111,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 // resourceListMode implements the KRM function protocol. Output is built in memory and
 // written only when complete, so a failure never leaves a partial ResourceList behind.
 func resourceListMode(stdin io.Reader, stdout, stderr io.Writer) int {
-	in, err := readLimited(stdin, maxInputBytes, "stdin")
-	if err != nil {
+	budget := &inputBudget{left: maxInputBytes}
+	// kyaml buffers the input itself; reading through the budget avoids a second copy.
+	rw := &kio.ByteReadWriter{Reader: budget.reader(stdin, "stdin"), KeepReaderAnnotations: true}
+	items, err := rw.Read()
+	if err := budget.err(); err != nil {
 		return fail(stderr, err)
 	}
-	rw := &kio.ByteReadWriter{Reader: bytes.NewReader(in), KeepReaderAnnotations: true}
-	items, err := rw.Read()
 	if err != nil {
 		return fail(stderr, fmt.Errorf("reading the ResourceList on stdin: %w", err))
 	}
@@ -199,30 +201,33 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 	// kyaml's standalone command joins files without a document separator and reads
 	// stdin first; reading each input on its own keeps the documents and their order.
 	for _, f := range files {
-		var data []byte
+		var in io.Reader
+		name := f
 		if f == "-" {
 			if stdinUsed {
 				return fail(stderr, usageError("- (stdin) given more than once"))
 			}
 			stdinUsed = true
-			data, err = budget.read(stdin, "stdin")
-		} else {
-			data, err = budget.readFile(f)
-		}
-		if err != nil {
-			return fail(stderr, err)
-		}
-		name := f
-		if f == "-" {
 			name = "stdin"
+			in = stdin
+		} else {
+			file, err := os.Open(f)
+			if err != nil {
+				return fail(stderr, err)
+			}
+			defer file.Close()
+			in = file
 		}
 		r := kio.ByteReader{
-			Reader:            bytes.NewReader(data),
+			Reader:            budget.reader(in, name),
 			PreserveSeqIndent: true,
 			DisableUnwrapping: true,
 			SetAnnotations:    map[string]string{kioutil.PathAnnotation: name},
 		}
 		nodes, err := r.Read()
+		if err := budget.err(); err != nil {
+			return fail(stderr, err)
+		}
 		if err != nil {
 			return fail(stderr, fmt.Errorf("%s: %w", name, err))
 		}
@@ -266,7 +271,11 @@ func readConfig(path string, stdin io.Reader, budget *inputBudget) (*yaml.RNode,
 	return nil, fmt.Errorf("config %s: holds %d documents; it must hold exactly one %s", path, len(nodes), transformers.ConfigKind)
 }
 
-type inputBudget struct{ left int64 }
+// inputBudget bounds the bytes read from all inputs together.
+type inputBudget struct {
+	left     int64
+	exceeded string // the input that went over
+}
 
 func (b *inputBudget) readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
@@ -274,24 +283,51 @@ func (b *inputBudget) readFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return b.read(f, path)
-}
-
-func (b *inputBudget) read(r io.Reader, name string) ([]byte, error) {
-	data, err := readLimited(r, b.left, name)
-	b.left -= int64(len(data))
-	return data, err
-}
-
-func readLimited(r io.Reader, limit int64, name string) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+	data, err := io.ReadAll(b.reader(f, path))
+	if err := b.err(); err != nil {
+		return nil, err
 	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: input is larger than capa-imds's limit of %d MiB in total; split the render", name, maxInputBytes>>20)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return data, nil
+}
+
+func (b *inputBudget) reader(r io.Reader, name string) io.Reader {
+	return &budgetReader{r: r, b: b, name: name}
+}
+
+func (b *inputBudget) err() error {
+	if b.exceeded == "" {
+		return nil
+	}
+	return fmt.Errorf("%s: input is larger than capa-imds's limit of %d MiB in total; split the render", b.exceeded, maxInputBytes>>20)
+}
+
+var errInputTooLarge = errors.New("input too large")
+
+type budgetReader struct {
+	r    io.Reader
+	b    *inputBudget
+	name string
+}
+
+func (br *budgetReader) Read(p []byte) (int, error) {
+	if br.b.left <= 0 {
+		// Stop only if there really is more: input of exactly the limit is fine.
+		var one [1]byte
+		if n, _ := br.r.Read(one[:]); n > 0 {
+			br.b.exceeded = br.name
+			return 0, errInputTooLarge
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > br.b.left {
+		p = p[:br.b.left]
+	}
+	n, err := br.r.Read(p)
+	br.b.left -= int64(n)
+	return n, err
 }
 
 // report prints results at or above minSeverity to stderr, one line each, then a summary
