@@ -60,6 +60,9 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(_ *cobra.Command, args []string) error {
 			if showVersion {
+				if len(args) > 0 {
+					return usageError("--version takes no arguments")
+				}
 				fmt.Fprintln(stdout, "capa-imds", version)
 				return nil
 			}

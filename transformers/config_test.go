@@ -272,8 +272,12 @@ func TestLoadConfigConfigMap(t *testing.T) {
 // Every bad config must fail with an error that names the offending field and says what
 // is allowed, so a user can fix it from the message alone.
 func TestLoadConfigRejectsBadConfig(t *testing.T) {
-	imds := func(body string) string { return configHeader + "metadata:\n  name: c\nspec:\n  instanceMetadataOptions:\n" + body }
-	cm := func(data string) string { return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\ndata:\n" + data }
+	imds := func(body string) string {
+		return configHeader + "metadata:\n  name: c\nspec:\n  instanceMetadataOptions:\n" + body
+	}
+	cm := func(data string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\ndata:\n" + data
+	}
 	const enabledDisabled = "allowed: enabled, disabled"
 	cases := []struct {
 		name      string

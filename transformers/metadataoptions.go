@@ -43,6 +43,8 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 	}
 	imdsPath := join(prefix, imdsField)
 
+	// Keys migrated from metadataOptions are unset as far as the API server knows.
+	migrated := map[string]bool{}
 	if bogus := removeKey(p, bogusIMDSField); bogus != nil {
 		var moved []string
 		for i := 0; bogus.Kind == yaml.MappingNode && i+1 < len(bogus.Content); i += 2 {
@@ -50,6 +52,7 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 			if valueOf(imds, k) == nil {
 				appendPair(imds, bogus.Content[i], bogus.Content[i+1])
 				moved = append(moved, k)
+				migrated[k] = true
 			}
 		}
 		r.changed(o, join(prefix, bogusIMDSField), display(bogus), nil,
@@ -74,6 +77,9 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 			continue
 		}
 		before := display(cur)
+		if migrated[opt.Key] {
+			before = nil
+		}
 		if setScalar(imds, opt.Key, opt.Value, opt.Int) {
 			var want any = opt.Value
 			if opt.Int {

@@ -29,6 +29,9 @@ type object struct {
 	apiVersion, group, kind  string
 	version, name, namespace string // namespace as written; see ns()
 	removed                  bool
+	// list is the items sequence of the v1 List holding the object (kubectl get -o yaml
+	// output), or nil for a top-level resource.
+	list *yaml.Node
 }
 
 func newObject(n *yaml.RNode) *object {
@@ -184,10 +187,16 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, framework.Results
 		detachedConfigs: map[objKey]*object{},
 	}
 	for _, n := range work {
-		o := newObject(n)
-		r.objects = append(r.objects, o)
-		if _, dup := r.index[o.key()]; !dup {
-			r.index[o.key()] = o
+		r.addObject(newObject(n))
+		// Resources inside a List are processed in place rather than passed over.
+		if items := listItems(n); items != nil {
+			for _, it := range items.Content {
+				if it.Kind == yaml.MappingNode {
+					o := newObject(yaml.NewRNode(it))
+					o.list = items
+					r.addObject(o)
+				}
+			}
 		}
 	}
 
@@ -224,15 +233,50 @@ func describeValue(v any) string {
 	return fmt.Sprint(v)
 }
 
+func (r *run) addObject(o *object) {
+	r.objects = append(r.objects, o)
+	if _, dup := r.index[o.key()]; !dup {
+		r.index[o.key()] = o
+	}
+}
+
+// listItems returns the items of a v1 List, or nil.
+func listItems(n *yaml.RNode) *yaml.Node {
+	y := n.YNode()
+	if scalarField(y, "kind") != "List" || scalarField(y, "apiVersion") != "v1" {
+		return nil
+	}
+	if items := lookup(y, "items"); items != nil && items.Kind == yaml.SequenceNode {
+		return items
+	}
+	return nil
+}
+
 func (r *run) output() []*yaml.RNode {
 	out := make([]*yaml.RNode, 0, len(r.objects))
+	lists := map[*yaml.Node][]*yaml.Node{}
 	for _, o := range r.objects {
+		if o.list != nil {
+			if _, seen := lists[o.list]; !seen {
+				lists[o.list] = []*yaml.Node{}
+			}
+			if !o.removed {
+				lists[o.list] = append(lists[o.list], o.node.YNode())
+			}
+			for _, a := range r.added[o] {
+				lists[o.list] = append(lists[o.list], a.node.YNode())
+			}
+			continue
+		}
 		if !o.removed {
 			out = append(out, o.node)
 		}
 		for _, a := range r.added[o] {
 			out = append(out, a.node)
 		}
+	}
+	for items, content := range lists {
+		items.Content = content
 	}
 	return out
 }
@@ -296,7 +340,8 @@ func (r *run) processObject(o *object) {
 		r.errorf(o, fieldOf(err), "%s", msgOf(err))
 		return
 	}
-	if changedExisting && o.kind == "AWSMachineTemplate" {
+	// A raw clusterctl template (names with ${...}) describes new clusters: no live template yet.
+	if changedExisting && o.kind == "AWSMachineTemplate" && !hasPlaceholder(o.name) {
 		r.immutableTemplateChanged(o)
 	}
 }
