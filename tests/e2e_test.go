@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	integCleanup() // the integration tests' binaries (integration_test.go)
 	os.Exit(code)
 }
 

@@ -2,7 +2,9 @@ package transformers
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -273,12 +275,13 @@ func (r *run) ensureSecret(machinePool *object, eksName string) *secretRef {
 			"Remove it, or set secretName to another name", name)
 		return nil
 	case existing != nil:
-		// Rebuilt from scratch, keeping where the orchestrator placed it.
-		copyOrchestratorAnnotations(existing.node, fresh)
-		if before, _ := existing.node.String(); before != mustString(fresh) {
-			r.changed(existing, "data.value", "outdated", "the script for "+eksName, "")
+		// Left byte for byte as the orchestrator formatted it unless its content differs;
+		// then rebuilt from scratch, keeping where the orchestrator placed it.
+		if !sameIgnoringOrchestrator(existing.node, fresh) {
+			r.changed(existing, "data.value", currentScript(existing.node), script, "")
+			copyOrchestratorAnnotations(existing.node, fresh)
+			existing.node.SetYNode(fresh.YNode())
 		}
-		existing.node.SetYNode(fresh.YNode())
 		r.secrets[key] = &generatedSecret{obj: existing, script: script, cluster: clusterName}
 	default:
 		o := newObject(fresh)
@@ -292,9 +295,39 @@ func (r *run) ensureSecret(machinePool *object, eksName string) *secretRef {
 	return &secretRef{name: name}
 }
 
-func mustString(n *yaml.RNode) string {
-	s, _ := n.String()
-	return s
+// sameIgnoringOrchestrator compares two resources by value: kustomize sorts keys and adds
+// its own id annotation, and kpt orders its annotations its own way.
+func sameIgnoringOrchestrator(a, b *yaml.RNode) bool {
+	decode := func(n *yaml.RNode) any {
+		c := n.Copy()
+		for k := range c.GetAnnotations() {
+			if isOrchestratorAnnotation(k) {
+				_ = c.PipeE(yaml.ClearAnnotation(k))
+			}
+		}
+		j, err := c.MarshalJSON()
+		if err != nil {
+			return nil
+		}
+		var v any
+		if err := json.Unmarshal(j, &v); err != nil {
+			return nil
+		}
+		return v
+	}
+	return reflect.DeepEqual(decode(a), decode(b))
+}
+
+// currentScript is what a Secret from an earlier run holds, for the audit finding.
+func currentScript(n *yaml.RNode) any {
+	if v := scalarField(n.YNode(), "stringData", "value"); v != "" {
+		return v
+	}
+	b, err := base64.StdEncoding.DecodeString(scalarField(n.YNode(), "data", "value"))
+	if err != nil {
+		return nil
+	}
+	return string(b)
 }
 
 // newBootstrapSecret builds the Secret as a fresh node, never as a copy of an input item,
@@ -330,17 +363,23 @@ func newBootstrapSecret(name, namespace, script string) *yaml.RNode {
 }
 
 // orchestratorPrefixes mark annotations that kpt and kustomize use to track resources.
-var orchestratorPrefixes = []string{"internal.config.kubernetes.io/", "config.kubernetes.io/", "config.k8s.io/"}
+var orchestratorPrefixes = []string{"internal.config.kubernetes.io/", "config.kubernetes.io/", "config.k8s.io/", "kustomize.config.k8s.io/"}
+
+func isOrchestratorAnnotation(k string) bool {
+	for _, p := range orchestratorPrefixes {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
 
 func copyOrchestratorAnnotations(from, to *yaml.RNode) {
 	a := from.GetAnnotations()
 	keys := make([]string, 0, len(a))
 	for k := range a {
-		for _, p := range orchestratorPrefixes {
-			if strings.HasPrefix(k, p) {
-				keys = append(keys, k)
-				break
-			}
+		if isOrchestratorAnnotation(k) {
+			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
