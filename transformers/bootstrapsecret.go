@@ -76,8 +76,8 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 	if !ok {
 		return
 	}
-	secret := r.ensureSecret(machinePool, eksName)
-	if secret == nil {
+	secretName := r.ensureSecret(machinePool, eksName)
+	if secretName == "" {
 		return
 	}
 
@@ -94,8 +94,8 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 			r.detachedConfigs[refK] = machinePool
 		}
 	}
-	if setScalar(b, "dataSecretName", secret.name, false) {
-		r.changed(machinePool, bootField+".dataSecretName", nilIfEmpty(dataSecretName), secret.name, "")
+	if setScalar(b, "dataSecretName", secretName, false) {
+		r.changed(machinePool, bootField+".dataSecretName", nilIfEmpty(dataSecretName), secretName, "")
 	}
 }
 
@@ -243,16 +243,15 @@ func (r *run) controlPlaneOf(machinePool *object) (*object, string) {
 	return cp, ""
 }
 
-type secretRef struct{ name string }
-
 // ensureSecret creates or updates the bootstrap Secret for the MachinePool.
-func (r *run) ensureSecret(machinePool *object, eksName string) *secretRef {
+// It returns the Secret's name, or "" after reporting why there is none.
+func (r *run) ensureSecret(machinePool *object, eksName string) string {
 	clusterName := scalarField(machinePool.node.YNode(), "spec", "clusterName")
 	name := r.cfg.SecretName
 	if name == "" {
 		if clusterName == "" {
 			r.errorf(machinePool, "spec.clusterName", "missing: the bootstrap Secret is named after it; set it, or set secretName")
-			return nil
+			return ""
 		}
 		name = clusterName + "-eks-bootstrap"
 	}
@@ -263,9 +262,9 @@ func (r *run) ensureSecret(machinePool *object, eksName string) *secretRef {
 			r.errorf(machinePool, "", "bootstrap Secret %s is shared with Cluster %q but their scripts differ (EKS clusters %q and %q): "+
 				"a fixed secretName cannot serve two clusters in one namespace", name, prev.cluster,
 				strings.TrimPrefix(prev.script, bootstrapScriptPrefix), eksName)
-			return nil
+			return ""
 		}
-		return &secretRef{name: name}
+		return name
 	}
 	fresh := newBootstrapSecret(name, machinePool.namespace, script)
 	existing := r.index[key]
@@ -273,7 +272,7 @@ func (r *run) ensureSecret(machinePool *object, eksName string) *secretRef {
 	case existing != nil && existing.annotation(GeneratedAnnotation) != generatedBy:
 		r.errorf(existing, "", "a Secret named %s is already in the input and was not written by capa-imds: it is not overwritten. "+
 			"Remove it, or set secretName to another name", name)
-		return nil
+		return ""
 	case existing != nil:
 		// Left byte for byte as the orchestrator formatted it unless its content differs;
 		// then rebuilt from scratch, keeping where the orchestrator placed it.
@@ -292,7 +291,7 @@ func (r *run) ensureSecret(machinePool *object, eksName string) *secretRef {
 		r.changed(machinePool, "spec.template.spec.bootstrap.dataSecretName", nil, name,
 			fmt.Sprintf("missing bootstrap Secret %s with the bootstrap.sh call for EKS cluster %s", name, eksName))
 	}
-	return &secretRef{name: name}
+	return name
 }
 
 // sameIgnoringOrchestrator compares two resources by value: kustomize sorts keys and adds
@@ -391,37 +390,24 @@ func copyOrchestratorAnnotations(from, to *yaml.RNode) {
 // placeNear gives a new resource its MachinePool's file, with the next free index in
 // that file, so kpt writes it beside the MachinePool; elsewhere it carries no annotation.
 func (r *run) placeNear(machinePool *object, n *yaml.RNode) {
-	a := machinePool.node.GetAnnotations()
-	path := a[kioutil.PathAnnotation]
-	if path == "" {
-		path = a[kioutil.LegacyPathAnnotation]
-	}
-	if path == "" {
+	f := machinePool.file()
+	if f == nil {
 		return
 	}
 	if r.nextIndex == nil {
 		r.nextIndex = map[string]int{}
 		for _, o := range r.objects {
-			oa := o.node.GetAnnotations()
-			p := oa[kioutil.PathAnnotation]
-			if p == "" {
-				p = oa[kioutil.LegacyPathAnnotation]
-			}
-			idx := oa[kioutil.IndexAnnotation]
-			if idx == "" {
-				idx = oa[kioutil.LegacyIndexAnnotation]
-			}
-			if i, err := strconv.Atoi(idx); err == nil && i+1 > r.nextIndex[p] {
-				r.nextIndex[p] = i + 1
+			if of := o.file(); of != nil && of.Index+1 > r.nextIndex[of.Path] {
+				r.nextIndex[of.Path] = of.Index + 1
 			}
 		}
 	}
-	idx := strconv.Itoa(r.nextIndex[path])
-	r.nextIndex[path]++
+	idx := strconv.Itoa(r.nextIndex[f.Path])
+	r.nextIndex[f.Path]++
 	// kpt sends both families and reconciles them; a fixed order keeps the bytes stable.
 	for _, kv := range [][2]string{
-		{kioutil.PathAnnotation, path}, {kioutil.IndexAnnotation, idx},
-		{kioutil.LegacyPathAnnotation, path}, {kioutil.LegacyIndexAnnotation, idx},
+		{kioutil.PathAnnotation, f.Path}, {kioutil.IndexAnnotation, idx},
+		{kioutil.LegacyPathAnnotation, f.Path}, {kioutil.LegacyIndexAnnotation, idx},
 	} {
 		_ = n.PipeE(yaml.SetAnnotation(kv[0], kv[1]))
 	}

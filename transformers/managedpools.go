@@ -237,6 +237,11 @@ func (r *run) machinePoolsByInfraRef() map[objKey][]*object {
 		if o.group != clusterGroup || o.kind != "MachinePool" {
 			continue
 		}
+		// The function may edit it: lookups and edits must not go through aliases.
+		if err := deAnchor(o.node); err != nil {
+			r.errorf(o, "", "%v", err)
+			continue
+		}
 		ref := lookup(o.node.YNode(), "spec", "template", "spec", "infrastructureRef")
 		if ref == nil {
 			continue
