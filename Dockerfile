@@ -12,6 +12,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY fn/ fn/
 COPY transformers/ transformers/
+COPY internal/resourcelist/ internal/resourcelist/
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/capa-imds ./fn
 

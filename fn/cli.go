@@ -9,11 +9,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"github.com/capa-imds/capa-imds/internal/resourcelist"
 	"github.com/capa-imds/capa-imds/transformers"
 )
 
@@ -128,18 +128,28 @@ func resourceListMode(stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(stderr, errors.New("stdin is not a ResourceList (kind: ResourceList); "+
 			"to run on plain manifests use standalone mode: capa-imds CONFIG FILE... (- for stdin)"))
 	}
+	if err := checkItems(items, "items"); err != nil {
+		return fail(stderr, err)
+	}
 	cfg, err := transformers.LoadConfig(rw.FunctionConfig)
 	if err != nil {
-		return writeResourceList(stdout, stderr, nil, rw.FunctionConfig, framework.Results{{Severity: framework.Error, Message: err.Error()}})
+		res := &transformers.Result{Severity: transformers.Error, Message: err.Error()}
+		var ce *transformers.ConfigError
+		if errors.As(err, &ce) && ce.Field != "" {
+			res.Field = &transformers.Field{Path: ce.Field}
+		}
+		return writeResourceList(stdout, stderr, nil, rw.FunctionConfig, transformers.Results{res}, 0)
 	}
 	out, results := transformers.Process(cfg, items)
 	if results.ExitCode() != 0 {
 		out = nil
 	}
-	return writeResourceList(stdout, stderr, out, rw.FunctionConfig, results)
+	return writeResourceList(stdout, stderr, out, rw.FunctionConfig, results, maxInputBytes-budget.left)
 }
 
-func writeResourceList(stdout, stderr io.Writer, items []*yaml.RNode, fnConfig *yaml.RNode, results framework.Results) int {
+// writeResourceList writes the ResourceList once it is complete. sizeHint, the input's
+// size, presizes the buffer: the output is about as large.
+func writeResourceList(stdout, stderr io.Writer, items []*yaml.RNode, fnConfig *yaml.RNode, results transformers.Results, sizeHint int64) int {
 	// Results always come from this run: results that came in with the input are stale.
 	var resultsNode *yaml.RNode
 	if len(results) > 0 {
@@ -155,19 +165,14 @@ func writeResourceList(stdout, stderr io.Writer, items []*yaml.RNode, fnConfig *
 		items = []*yaml.RNode{}
 	}
 	var buf bytes.Buffer
-	w := kio.ByteWriter{
-		Writer:                &buf,
-		KeepReaderAnnotations: true,
-		FunctionConfig:        fnConfig,
-		Results:               resultsNode,
-		WrappingKind:          kio.ResourceListKind,
-		WrappingAPIVersion:    kio.ResourceListAPIVersion,
+	if len(items) > 0 {
+		buf.Grow(int(sizeHint + sizeHint/8))
 	}
-	if err := w.Write(items); err != nil {
+	if err := resourcelist.Write(&buf, items, fnConfig, resultsNode); err != nil {
 		return fail(stderr, fmt.Errorf("writing the ResourceList: %w", err))
 	}
 	// kustomize discards stdout and results on failure and shows only stderr.
-	code := report(stderr, results, framework.Error)
+	code := report(stderr, results, transformers.Error)
 	if _, err := stdout.Write(buf.Bytes()); err != nil {
 		return fail(stderr, err)
 	}
@@ -234,11 +239,14 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 		if err != nil {
 			return fail(stderr, fmt.Errorf("%s: %w", name, err))
 		}
+		if err := checkItems(nodes, name); err != nil {
+			return fail(stderr, err)
+		}
 		items = append(items, nodes...)
 	}
 
 	out, results := transformers.Process(cfg, items)
-	code := report(stderr, results, framework.Warning)
+	code := report(stderr, results, transformers.Warning)
 	if code != exitOK {
 		return code
 	}
@@ -251,6 +259,45 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 		return fail(stderr, err)
 	}
 	return exitOK
+}
+
+// checkItems refuses input that is not a list of resources. kyaml hands on whatever the
+// items hold (the keys and values of a mapping, bare scalars), and code that takes every
+// item for a resource can then only fail deep inside, or not at all.
+func checkItems(items []*yaml.RNode, where string) error {
+	for i, it := range items {
+		y := it.YNode()
+		if y.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: item %d is not a resource: a resource is a mapping with apiVersion, kind and metadata, found a %s",
+				where, i, kindName(y))
+		}
+		if scalarAt(y, "kind") == kio.ResourceListKind && strings.HasPrefix(scalarAt(y, "apiVersion"), "config.kubernetes.io/") {
+			return fmt.Errorf("%s: holds a ResourceList: give it to capa-imds on stdin with no arguments (KRM function mode), "+
+				"not as a FILE; standalone mode takes plain manifests", where)
+		}
+	}
+	return nil
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar"
+	case yaml.AliasNode:
+		return "YAML alias"
+	}
+	return "document"
+}
+
+func scalarAt(m *yaml.Node, key string) string {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.ScalarNode {
+			return m.Content[i+1].Value
+		}
+	}
+	return ""
 }
 
 func readConfig(path string, stdin io.Reader, budget *inputBudget) (*yaml.RNode, error) {
@@ -335,18 +382,18 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 
 // report prints results at or above minSeverity to stderr, one line each, then a summary
 // line when there is anything to say. It returns the exit code the results call for.
-func report(stderr io.Writer, results framework.Results, minSeverity framework.Severity) int {
-	rank := map[framework.Severity]int{framework.Info: 0, "": 0, framework.Warning: 1, framework.Error: 2}
-	counts := map[framework.Severity]int{}
+func report(stderr io.Writer, results transformers.Results, minSeverity transformers.Severity) int {
+	rank := map[transformers.Severity]int{transformers.Info: 0, "": 0, transformers.Warning: 1, transformers.Error: 2}
+	counts := map[transformers.Severity]int{}
 	for _, r := range results {
 		counts[r.Severity]++
 		if rank[r.Severity] >= rank[minSeverity] {
 			fmt.Fprintln(stderr, formatResult(r))
 		}
 	}
-	if counts[framework.Error] > 0 || (counts[framework.Warning] > 0 && minSeverity != framework.Error) {
+	if counts[transformers.Error] > 0 || (counts[transformers.Warning] > 0 && minSeverity != transformers.Error) {
 		fmt.Fprintf(stderr, "capa-imds: %s, %s, %s\n",
-			plural(counts[framework.Error], "error"), plural(counts[framework.Warning], "warning"), plural(counts[framework.Info], "info"))
+			plural(counts[transformers.Error], "error"), plural(counts[transformers.Warning], "warning"), plural(counts[transformers.Info], "info"))
 	}
 	if results.ExitCode() != 0 {
 		return exitError
@@ -355,11 +402,11 @@ func report(stderr io.Writer, results framework.Results, minSeverity framework.S
 }
 
 // formatResult renders one result for a CI log: severity, file, resource, field, message.
-func formatResult(r *framework.Result) string {
+func formatResult(r *transformers.Result) string {
 	var b strings.Builder
 	sev := string(r.Severity)
 	if sev == "" {
-		sev = string(framework.Info)
+		sev = string(transformers.Info)
 	}
 	b.WriteString(sev)
 	b.WriteString(":")
@@ -373,10 +420,11 @@ func formatResult(r *framework.Result) string {
 		}
 		fmt.Fprintf(&b, " %s %s", r.ResourceRef.Kind, id)
 	}
-	if r.Field != nil && r.Field.Path != "" {
+	// Without a resource the message (a config error) names its field itself.
+	if r.ResourceRef != nil && r.Field != nil && r.Field.Path != "" {
 		fmt.Fprintf(&b, " %s", r.Field.Path)
 	}
-	if r.ResourceRef != nil || r.Field != nil {
+	if r.ResourceRef != nil {
 		b.WriteString(":")
 	}
 	b.WriteString(" ")
@@ -384,7 +432,22 @@ func formatResult(r *framework.Result) string {
 	return b.String()
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// oneLine fits a message on one line of a CI log. Parser errors quote the offending
+// node, which can be megabytes of input: a message is cut at maxMessage bytes.
+func oneLine(s string) string {
+	cut := 0
+	if len(s) > maxMessage {
+		cut = len(s) - maxMessage
+		s = strings.ToValidUTF8(s[:maxMessage], "")
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if cut > 0 {
+		s += fmt.Sprintf(" ... (%d bytes more)", cut)
+	}
+	return s
+}
+
+const maxMessage = 1024
 
 func plural(n int, word string) string {
 	if n == 1 || word == "info" {

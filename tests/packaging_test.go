@@ -335,6 +335,7 @@ type integSchema struct {
 	Minimum              *float64                `json:"minimum"`
 	Maximum              *float64                `json:"maximum"`
 	Pattern              string                  `json:"pattern"`
+	MaxLength            *int64                  `json:"maxLength"`
 	Default              any                     `json:"default"`
 }
 
@@ -741,6 +742,15 @@ func TestIntegKRMFunctionSchemaRejectsBadConfigs(t *testing.T) {
 		{"strategy outside enum", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      strategy: always\n", false},
 		{"secretName not a DNS name", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: Bootstrap_Data\n", false},
 		{"secretName fine", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: prod-eks-bootstrap\n", true},
+		{"secretName with dots", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: prod.eks-bootstrap.0\n", true},
+		{"secretName ends with a dash", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: bad-\n", false},
+		{"secretName with an empty label", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: a..b\n", false},
+		{"secretName 253 characters", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: " + strings.Repeat("a", 253) + "\n", true},
+		{"secretName 254 characters", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: " + strings.Repeat("a", 254) + "\n", false},
+		{"mode empty string", head + "spec:\n  mode: \"\"\n", false},
+		{"httpTokens empty string", head + "spec:\n  instanceMetadataOptions:\n    httpTokens: \"\"\n", false},
+		{"strategy empty string", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      strategy: \"\"\n", false},
+		{"secretName empty string means the default", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: \"\"\n", true},
 		{"eksClusterName with shell syntax", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      eksClusterName: \"prod; rm -rf /\"\n", false},
 		{"eksClusterName leading dash", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      eksClusterName: -prod\n", false},
 		{"eksClusterName 100 characters", head + "spec:\n  managedMachinePools:\n    bootstrap:\n      eksClusterName: " + strings.Repeat("a", 100) + "\n", true},
@@ -800,6 +810,9 @@ func TestIntegKRMFunctionSchemaRejectsBadConfigs(t *testing.T) {
 		ok           bool
 	}{
 		{"secretName", "${CLUSTER_NAME}-eks-bootstrap", true},
+		{"secretName", "${CLUSTER_NAME}.${NAMESPACE}", true},
+		{"secretName", "${CLUSTER_NAME}-", false},
+		{"secretName", "${CLUSTER_NAME}..x", false},
 		{"eksClusterName", "${NAMESPACE}_${CLUSTER_NAME}-control-plane", true},
 		{"eksClusterName", "${EKS_NAME:=prod}", true},
 		{"eksClusterName", "${EKS_NAME:=a b}", false},

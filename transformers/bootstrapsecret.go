@@ -88,7 +88,7 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 	}
 	if configRef != nil {
 		removeKey(b, "configRef")
-		r.changed(machinePool, bootField+".configRef", display(configRef), nil,
+		r.changed(machinePool, bootField+".configRef", configRef, nil,
 			"configRef is set: Cluster API would overwrite dataSecretName from it")
 		if hasRef {
 			r.detachedConfigs[refK] = machinePool
@@ -254,6 +254,11 @@ func (r *run) ensureSecret(machinePool *object, eksName string) string {
 			return ""
 		}
 		name = clusterName + "-eks-bootstrap"
+		if !validSecretName(name) {
+			r.errorf(machinePool, "spec.clusterName", "%q is not usable in a Secret name: the bootstrap Secret would be %q, "+
+				"which is not a lowercase RFC 1123 subdomain of at most 253 characters; fix the cluster name, or set secretName", clusterName, name)
+			return ""
+		}
 	}
 	script := bootstrapScript(eksName)
 	key := objKey{"", "Secret", machinePool.ns(), name}

@@ -177,6 +177,10 @@ func LoadConfig(node *yaml.RNode) (*Config, error) {
 	apiVersion := scalarField(node.YNode(), "apiVersion")
 	kind := scalarField(node.YNode(), "kind")
 	name := scalarField(node.YNode(), "metadata", "name")
+	// A repeated key would take whichever value the decoder keeps.
+	if field, dup := duplicateKey(node.YNode()); dup {
+		return nil, &ConfigError{Source: fmt.Sprintf("%s %q", kind, name), Field: field, Msg: "duplicate key; give each setting once"}
+	}
 	switch {
 	case apiVersion == "v1" && kind == "ConfigMap":
 		return loadConfigMap(node, fmt.Sprintf("ConfigMap %q", name))
@@ -259,12 +263,17 @@ func checkStrict(n *yaml.Node, t reflect.Type, path string) *ConfigError {
 			}
 		}
 	case reflect.String:
+		allowed := enumOf(path)
 		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagString {
 			msg := fmt.Sprintf("must be a string, got %s", describeNode(n))
-			if allowed := enumOf(path); allowed != nil {
+			if allowed != nil {
 				msg += "; allowed: " + strings.Join(allowed, ", ")
 			}
 			return &ConfigError{Field: path, Msg: msg}
+		}
+		// An empty string would silently mean the default; omit the field for that.
+		if n.Value == "" && allowed != nil {
+			return oneOf(path, "", allowed)
 		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagBool {
@@ -291,6 +300,9 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 				return nil, &ConfigError{Source: source, Field: field, Msg: "must be a string"}
 			}
 			val := v.Value
+			if allowed := enumOf(configMapEnumPath[k]); val == "" && allowed != nil {
+				return nil, &ConfigError{Source: source, Field: field, Msg: fmt.Sprintf(`"" is not allowed; allowed: %s`, strings.Join(allowed, ", "))}
+			}
 			switch k {
 			case "mode":
 				c.Spec.Mode = Mode(val)
@@ -338,6 +350,17 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// configMapEnumPath maps the ConfigMap keys whose values come from an enum to their
+// IMDSConfig field path.
+var configMapEnumPath = map[string]string{
+	"mode":              "spec.mode",
+	"bootstrapStrategy": "spec.managedMachinePools.bootstrap.strategy",
+	optHTTPTokens:       "spec.instanceMetadataOptions." + optHTTPTokens,
+	optHTTPEndpoint:     "spec.instanceMetadataOptions." + optHTTPEndpoint,
+	optTags:             "spec.instanceMetadataOptions." + optTags,
+	optIPv6:             "spec.instanceMetadataOptions." + optIPv6,
 }
 
 // configMapField maps an IMDSConfig field path to the ConfigMap key the user wrote.
@@ -413,7 +436,7 @@ func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
 	if err := oneOf("spec.managedMachinePools.bootstrap.strategy", string(cfg.BootstrapStrategy), strategies); err != nil {
 		return nil, err
 	}
-	if cfg.SecretName != "" && !dns1123Subdomain.MatchString(cfg.SecretName) {
+	if cfg.SecretName != "" && !validSecretName(cfg.SecretName) {
 		return nil, &ConfigError{Field: "spec.managedMachinePools.bootstrap.secretName",
 			Msg: fmt.Sprintf("%q is not a valid Secret name (lowercase RFC 1123 subdomain, at most 253 characters)", cfg.SecretName)}
 	}
@@ -427,8 +450,24 @@ func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
 
 var decimalDigits = regexp.MustCompile(`^[0-9]{1,3}$`)
 
-// A placeholder such as ${CLUSTER_NAME} is allowed in a Secret name: clusterctl substitutes it later.
-var dns1123Subdomain = regexp.MustCompile(`^([a-z0-9]|\$\{[A-Za-z0-9_:=.-]+\})([-a-z0-9.]|\$\{[A-Za-z0-9_:=.-]+\}){0,252}$`)
+// secretNamePattern is a lowercase RFC 1123 subdomain (dot-separated labels that start
+// and end with a letter or digit), where a clusterctl placeholder such as ${CLUSTER_NAME}
+// counts as a letter: clusterctl substitutes it later. krmfunction.yaml has the same
+// pattern. Written with * and a separate length check, not {0,252}: a bounded repeat
+// compiles into a program of hundreds of kilobytes at every start of the binary.
+const secretNamePattern = `^` + secretNameLabel + `(\.` + secretNameLabel + `)*$`
+
+const (
+	secretNameChar  = `([a-z0-9]|\$\{[A-Za-z0-9_:=.-]+\})`
+	secretNameLabel = secretNameChar + `((-|` + secretNameChar + `)*` + secretNameChar + `)?`
+)
+
+var secretNameRE = regexp.MustCompile(secretNamePattern)
+
+// validSecretName reports whether name can name a Secret, placeholders allowed.
+func validSecretName(name string) bool {
+	return len(name) <= 253 && secretNameRE.MatchString(name)
+}
 
 // Option returns the configured value of an instanceMetadataOptions key.
 func (c *Config) Option(key string) (Option, bool) {

@@ -255,6 +255,19 @@ func TestLoadConfigConfigMap(t *testing.T) {
 				SecretName: "my-bootstrap", EKSClusterName: "default_c1-control-plane",
 				Options: []transformers.Option{str("httpTokens", "required"), hop("64"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "enabled"), str("httpProtocolIpv6", "enabled")}},
 		},
+		{
+			name: "renameOnChange",
+			in:   cm("  renameOnChange: \"true\"\n  secretName: ${CLUSTER_NAME}.boot-0\n"),
+			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto, RenameOnChange: true,
+				SecretName: "${CLUSTER_NAME}.boot-0",
+				Options:    []transformers.Option{str("httpTokens", "required"), hop("2"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
+		},
+		{
+			name: "secretName of 253 characters",
+			in:   cm("  secretName: " + strings.Repeat("a", 253) + "\n"),
+			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto, SecretName: strings.Repeat("a", 253),
+				Options: []transformers.Option{str("httpTokens", "required"), hop("2"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,6 +331,32 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 			"spec.instanceMetadataOptions.httpProtocolIpv6", []string{`"both" is not allowed`, enabledDisabled}},
 		{"bootstrap strategy outside enum", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      strategy: always\n",
 			"spec.managedMachinePools.bootstrap.strategy", []string{`"always" is not allowed`, "allowed: auto, secret, keep"}},
+
+		// An empty string would silently mean the default.
+		{"mode empty", configHeader + "spec:\n  mode: \"\"\n",
+			"spec.mode", []string{`"" is not allowed`, "allowed: enforce, audit"}},
+		{"httpTokens empty", imds("    httpTokens: ''\n"),
+			"spec.instanceMetadataOptions.httpTokens", []string{`"" is not allowed`, "allowed: required, optional"}},
+		{"strategy empty", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      strategy: \"\"\n",
+			"spec.managedMachinePools.bootstrap.strategy", []string{`"" is not allowed`, "allowed: auto, secret, keep"}},
+		{"ConfigMap mode empty", cm("  mode: \"\"\n"), "data.mode", []string{`"" is not allowed`, "allowed: enforce, audit"}},
+		{"ConfigMap httpTokens empty", cm("  httpTokens: \"\"\n"), "data.httpTokens", []string{`"" is not allowed`, "allowed: required, optional"}},
+
+		// Duplicate keys: which value wins would depend on the decoder.
+		{"ConfigMap duplicate key", cm("  httpTokens: required\n  httpTokens: optional\n"),
+			"data.httpTokens", []string{`ConfigMap "m"`, "data.httpTokens: duplicate key"}},
+		{"IMDSConfig duplicate key", imds("    httpTokens: required\n    httpTokens: optional\n"),
+			"spec.instanceMetadataOptions.httpTokens", []string{`IMDSConfig "c"`, "duplicate key"}},
+
+		// Secret names: a lowercase RFC 1123 subdomain.
+		{"secretName ends with a dash", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: bad-\n",
+			"spec.managedMachinePools.bootstrap.secretName", []string{`"bad-" is not a valid Secret name`}},
+		{"secretName with an empty label", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: a..b\n",
+			"spec.managedMachinePools.bootstrap.secretName", []string{`"a..b" is not a valid Secret name`}},
+		{"secretName label starts with a dash", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: a.-b\n",
+			"spec.managedMachinePools.bootstrap.secretName", []string{"not a valid Secret name"}},
+		{"secretName of 254 characters", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: " + strings.Repeat("a", 254) + "\n",
+			"spec.managedMachinePools.bootstrap.secretName", []string{"not a valid Secret name", "at most 253 characters"}},
 
 		// Hop limit: an integer in 1..64, nothing else.
 		{"hop limit is a word", imds("    httpPutResponseHopLimit: two\n"),

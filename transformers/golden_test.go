@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -57,7 +57,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("second run changed the output (-first +second):\n%s", diff)
 			}
 			for _, r := range results2 {
-				if r.Severity == framework.Error {
+				if r.Severity == Error {
 					t.Errorf("second run reported an error: %s", r)
 				}
 			}
@@ -204,10 +204,18 @@ func writeStream(t *testing.T, nodes []*yaml.RNode) string {
 	return b.String()
 }
 
-func renderResults(results framework.Results) string {
+// renderResults prints results as kyaml's framework does (Result.String).
+func renderResults(results Results) string {
 	var b strings.Builder
 	for _, r := range results {
-		b.WriteString(r.String())
+		fr := framework.Result{Message: r.Message, Severity: framework.Severity(r.Severity), ResourceRef: r.ResourceRef, Tags: r.Tags}
+		if r.Field != nil {
+			fr.Field = &framework.Field{Path: r.Field.Path, CurrentValue: r.Field.CurrentValue, ProposedValue: r.Field.ProposedValue}
+		}
+		if r.File != nil {
+			fr.File = &framework.File{Path: r.File.Path, Index: r.File.Index}
+		}
+		b.WriteString(fr.String())
 		b.WriteByte('\n')
 	}
 	return b.String()

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -118,7 +117,7 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 		r.moveRemoteAccess(o, spec, ra, lt)
 	}
 	if v := removeKey(spec, "amiVersion"); v != nil {
-		r.changed(o, "spec.amiVersion", display(v), nil, "")
+		r.changed(o, "spec.amiVersion", v, nil, "")
 		r.warnf(o, "spec.amiVersion", "removed amiVersion %v: EKS rejects a release version with a custom AMI; "+
 			"CAPA's lookup picks the image for the Kubernetes version", display(v))
 	}
@@ -131,7 +130,7 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 		return nil
 	}
 	if mp.converted {
-		r.editf(framework.Warning, o, "spec.amiType", "converted to a launch template with amiType CUSTOM: amiType and the presence of awsLaunchTemplate "+
+		r.editf(Warning, o, "spec.amiType", "converted to a launch template with amiType CUSTOM: amiType and the presence of awsLaunchTemplate "+
 			"are immutable, so this applies to new pools; replace an existing pool under a new name")
 	}
 	return mp
@@ -149,18 +148,18 @@ func (r *run) moveScalar(o *object, src *yaml.Node, from string, dst *yaml.Node,
 		if existing.Value != v.Value {
 			r.warnf(o, fromField, "removed %s %v: CAPA forbids it beside a launch template, and %s is already %v", from, display(v), toField, display(existing))
 		}
-		r.changed(o, fromField, display(v), nil, "")
+		r.changed(o, fromField, v, nil, "")
 		return
 	}
 	setNode(dst, to, v)
-	r.changed(o, fromField, display(v), nil, fmt.Sprintf("CAPA's webhook forbids %s beside a launch template: move it to %s", fromField, toField))
+	r.changed(o, fromField, v, nil, fmt.Sprintf("CAPA's webhook forbids %s beside a launch template: move it to %s", fromField, toField))
 }
 
 // moveRemoteAccess keeps the SSH key, which the launch template can carry; EKS rejects
 // remoteAccess with a launch template, so the rest is dropped with a warning.
 func (r *run) moveRemoteAccess(o *object, spec, ra, lt *yaml.Node) {
 	removeKey(spec, "remoteAccess")
-	r.changed(o, "spec.remoteAccess", display(ra), nil, "EKS rejects remoteAccess with a launch template")
+	r.changed(o, "spec.remoteAccess", ra, nil, "EKS rejects remoteAccess with a launch template")
 	if ra.Kind != yaml.MappingNode {
 		return
 	}
@@ -290,7 +289,7 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 	for k := range r.detachedConfigs {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	for _, k := range keys {
 		cfgObj := r.index[k]
 		if cfgObj == nil || cfgObj.removed || referenced[k] {
@@ -298,7 +297,7 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 		}
 		cfgObj.removed = true
 		r.changed(cfgObj, "", "present", nil, "would be removed: its MachinePool now takes bootstrap data from the Secret")
-		r.editf(framework.Info, cfgObj, "", "removed: %s now takes its bootstrap data from a Secret and nothing else references this %s",
+		r.editf(Info, cfgObj, "", "removed: %s now takes its bootstrap data from a Secret and nothing else references this %s",
 			r.detachedConfigs[k].String(), cfgObj.kind)
 	}
 }
@@ -328,7 +327,7 @@ func (r *run) ensureVersion(machinePool *object) {
 	}
 	setNode(tmpl, "version", copyScalar(lookup(cp.node.YNode(), "spec", "version")))
 	r.changed(machinePool, field, nil, version, "missing: CAPA's AMI lookup for the launch template needs it")
-	r.editf(framework.Warning, machinePool, field, "set to the control plane's version %s: CAPA's AMI lookup for the launch template needs it. "+
+	r.editf(Warning, machinePool, field, "set to the control plane's version %s: CAPA's AMI lookup for the launch template needs it. "+
 		"Upgrade the pool by changing it here as well as on the control plane", version)
 }
 

@@ -1,12 +1,10 @@
 package transformers_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
@@ -37,7 +35,7 @@ func moWrite(t *testing.T, items []*yaml.RNode) string {
 }
 
 // moRun processes input text with cfg and returns the output text and results.
-func moRun(t *testing.T, cfg *transformers.Config, input string) (string, framework.Results) {
+func moRun(t *testing.T, cfg *transformers.Config, input string) (string, transformers.Results) {
 	t.Helper()
 	out, results := transformers.Process(cfg, moRead(t, input))
 	return moWrite(t, out), results
@@ -46,14 +44,14 @@ func moRun(t *testing.T, cfg *transformers.Config, input string) (string, framew
 // moResult is the part of a result these tests assert exactly; messages are checked
 // for key phrases separately, so rewording a message does not break every test.
 type moResult struct {
-	Severity framework.Severity
+	Severity transformers.Severity
 	Resource string // "Kind name" or "Kind namespace/name"
 	Field    string
 	Current  any
 	Proposed any
 }
 
-func moResults(rs framework.Results) []moResult {
+func moResults(rs transformers.Results) []moResult {
 	var out []moResult
 	for _, r := range rs {
 		m := moResult{Severity: r.Severity}
@@ -71,7 +69,7 @@ func moResults(rs framework.Results) []moResult {
 	return out
 }
 
-func moCheckMessages(t *testing.T, rs framework.Results, want [][]string) {
+func moCheckMessages(t *testing.T, rs transformers.Results, want [][]string) {
 	t.Helper()
 	if len(rs) != len(want) {
 		t.Fatalf("got %d results, want %d: %v", len(rs), len(want), rs)
@@ -328,7 +326,7 @@ spec:
       httpPutResponseHopLimit: 2
       instanceMetadataTags: disabled
 `,
-			results: []moResult{{Severity: framework.Info, Resource: "AWSMachinePool p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.httpEndpoint"}},
+			results: []moResult{{Severity: transformers.Info, Resource: "AWSMachinePool p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.httpEndpoint"}},
 			msgs:    [][]string{{"disabled", "kept"}},
 		},
 		{
@@ -337,7 +335,7 @@ spec:
 			in:   v1b2 + "kind: AWSMachine\nmetadata:\n  name: m\nspec:\n  instanceMetadataOptions:\n    httpTokenz: required\n",
 			want: v1b2 + "kind: AWSMachine\nmetadata:\n  name: m\nspec:\n  instanceMetadataOptions:\n    httpTokenz: required\n" +
 				"    httpTokens: required\n    httpPutResponseHopLimit: 2\n    httpEndpoint: enabled\n    instanceMetadataTags: disabled\n",
-			results: []moResult{{Severity: framework.Warning, Resource: "AWSMachine m", Field: "spec.instanceMetadataOptions.httpTokenz"}},
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSMachine m", Field: "spec.instanceMetadataOptions.httpTokenz"}},
 			msgs:    [][]string{{"unknown field", "httpTokens"}},
 		},
 	}
@@ -437,7 +435,7 @@ spec:
       httpEndpoint: enabled
       instanceMetadataTags: disabled
 `,
-			results: []moResult{{Severity: framework.Warning, Resource: "AWSMachinePool p", Field: "spec.awsLaunchTemplate.metadataOptions"}},
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSMachinePool p", Field: "spec.awsLaunchTemplate.metadataOptions"}},
 			msgs:    [][]string{{"metadataOptions", "not a CAPA field", "httpTokens, httpPutResponseHopLimit, httpProtocolIpv6", "spec.awsLaunchTemplate.instanceMetadataOptions", "removed"}},
 		},
 		{
@@ -465,8 +463,8 @@ spec:
     instanceMetadataTags: disabled
 `,
 			results: []moResult{
-				{Severity: framework.Warning, Resource: "AWSMachine m", Field: "spec.metadataOptions"},
-				{Severity: framework.Info, Resource: "AWSMachine m", Field: "spec.instanceMetadataOptions.httpEndpoint"},
+				{Severity: transformers.Warning, Resource: "AWSMachine m", Field: "spec.metadataOptions"},
+				{Severity: transformers.Info, Resource: "AWSMachine m", Field: "spec.instanceMetadataOptions.httpEndpoint"},
 			},
 			msgs: [][]string{{"migrated httpProtocolIpv6 into spec.instanceMetadataOptions"}, {"kept"}},
 		},
@@ -496,8 +494,8 @@ spec:
         instanceMetadataTags: disabled
 `,
 			results: []moResult{
-				{Severity: framework.Warning, Resource: "AWSMachineTemplate t", Field: "spec.template.spec.metadataOptions"},
-				{Severity: framework.Warning, Resource: "AWSMachineTemplate t", Field: "spec.template.spec.instanceMetadataOptions"},
+				{Severity: transformers.Warning, Resource: "AWSMachineTemplate t", Field: "spec.template.spec.metadataOptions"},
+				{Severity: transformers.Warning, Resource: "AWSMachineTemplate t", Field: "spec.template.spec.instanceMetadataOptions"},
 			},
 			msgs: [][]string{{"migrated nothing"}, {"webhook rejects changes"}},
 		},
@@ -505,7 +503,7 @@ spec:
 			name:    "null metadataOptions is removed too",
 			in:      v1b2 + "kind: AWSMachine\nmetadata:\n  name: m\nspec:\n  metadataOptions:\n",
 			want:    v1b2 + "kind: AWSMachine\nmetadata:\n  name: m\nspec:\n" + defaultBlock("  "),
-			results: []moResult{{Severity: framework.Warning, Resource: "AWSMachine m", Field: "spec.metadataOptions"}},
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSMachine m", Field: "spec.metadataOptions"}},
 			msgs:    [][]string{{"removed"}},
 		},
 	}
@@ -534,7 +532,7 @@ func TestProcessRejectsV1beta1Kinds(t *testing.T) {
 			if results.ExitCode() == 0 {
 				t.Fatalf("no error result for a v1beta1 %s: %v", kind, results)
 			}
-			want := []moResult{{Severity: framework.Error, Resource: kind + " ns/old", Field: "apiVersion"}}
+			want := []moResult{{Severity: transformers.Error, Resource: kind + " ns/old", Field: "apiVersion"}}
 			if d := cmp.Diff(want, moResults(results)); d != "" {
 				t.Errorf("results (-want +got):\n%s", d)
 			}
@@ -563,7 +561,7 @@ spec:
 		if d := cmp.Diff(skipped, got); d != "" {
 			t.Errorf("skipped resource changed (-want +got):\n%s", d)
 		}
-		want := []moResult{{Severity: framework.Info, Resource: "AWSMachinePool p"}}
+		want := []moResult{{Severity: transformers.Info, Resource: "AWSMachinePool p"}}
 		if d := cmp.Diff(want, moResults(results)); d != "" {
 			t.Errorf("results (-want +got):\n%s", d)
 		}
@@ -598,7 +596,7 @@ spec:
 	t.Run("another value: an error naming the allowed values", func(t *testing.T) {
 		in := v1b2 + "kind: AWSMachine\nmetadata:\n  name: m\n  annotations:\n    fn.capa-imds.dev/skip: \"yes\"\n"
 		_, results := moRun(t, transformers.DefaultConfig(), in)
-		want := []moResult{{Severity: framework.Error, Resource: "AWSMachine m", Field: "metadata.annotations.fn.capa-imds.dev/skip"}}
+		want := []moResult{{Severity: transformers.Error, Resource: "AWSMachine m", Field: "metadata.annotations.fn.capa-imds.dev/skip"}}
 		if d := cmp.Diff(want, moResults(results)); d != "" {
 			t.Errorf("results (-want +got):\n%s", d)
 		}
@@ -621,13 +619,13 @@ func TestProcessAudit(t *testing.T) {
 			in: v1b2 + "kind: AWSMachine\nmetadata:\n  name: m\nspec:\n" + defaultBlock("  ") +
 				"---\n" + v1b2 + "kind: AWSMachinePool\nmetadata:\n  name: p\nspec:\n  awsLaunchTemplate:\n" +
 				"    instanceMetadataOptions:\n      httpEndpoint: disabled\n      httpTokens: required\n      httpPutResponseHopLimit: 2\n      instanceMetadataTags: disabled\n",
-			results: []moResult{{Severity: framework.Info, Resource: "AWSMachinePool p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.httpEndpoint"}},
+			results: []moResult{{Severity: transformers.Info, Resource: "AWSMachinePool p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.httpEndpoint"}},
 		},
 		{
 			// A missing block is one finding, with the whole wanted block as proposedValue.
 			name: "missing block",
 			in:   v1b2 + "kind: AWSMachineTemplate\nmetadata:\n  name: t\nspec:\n  template:\n    spec:\n      instanceType: t3.large\n",
-			results: []moResult{{Severity: framework.Error, Resource: "AWSMachineTemplate t", Field: "spec.template.spec.instanceMetadataOptions",
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSMachineTemplate t", Field: "spec.template.spec.instanceMetadataOptions",
 				Proposed: map[string]any{"httpTokens": "required", "httpPutResponseHopLimit": int64(2), "httpEndpoint": "enabled", "instanceMetadataTags": "disabled"}}},
 		},
 		{
@@ -644,17 +642,17 @@ spec:
       httpEndpoint: enabled
 `,
 			results: []moResult{
-				{Severity: framework.Error, Resource: "AWSMachinePool ns/p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.httpTokens", Current: "optional", Proposed: "required"},
-				{Severity: framework.Error, Resource: "AWSMachinePool ns/p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.httpPutResponseHopLimit", Current: "2", Proposed: int64(2)},
-				{Severity: framework.Error, Resource: "AWSMachinePool ns/p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.instanceMetadataTags", Proposed: "disabled"},
+				{Severity: transformers.Error, Resource: "AWSMachinePool ns/p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.httpTokens", Current: "optional", Proposed: "required"},
+				{Severity: transformers.Error, Resource: "AWSMachinePool ns/p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.httpPutResponseHopLimit", Current: "2", Proposed: int64(2)},
+				{Severity: transformers.Error, Resource: "AWSMachinePool ns/p", Field: "spec.awsLaunchTemplate.instanceMetadataOptions.instanceMetadataTags", Proposed: "disabled"},
 			},
 		},
 		{
 			name: "metadataOptions is a finding too",
 			in:   v1b2 + "kind: AWSMachine\nmetadata:\n  name: m\nspec:\n" + defaultBlock("  ") + "  metadataOptions:\n    httpTokens: required\n",
 			results: []moResult{
-				{Severity: framework.Warning, Resource: "AWSMachine m", Field: "spec.metadataOptions"},
-				{Severity: framework.Error, Resource: "AWSMachine m", Field: "spec.metadataOptions", Current: "httpTokens: required"},
+				{Severity: transformers.Warning, Resource: "AWSMachine m", Field: "spec.metadataOptions"},
+				{Severity: transformers.Error, Resource: "AWSMachine m", Field: "spec.metadataOptions", Current: "httpTokens: required"},
 			},
 		},
 	}
@@ -675,7 +673,7 @@ spec:
 			}
 			wantExit := 0
 			for _, r := range tc.results {
-				if r.Severity == framework.Error {
+				if r.Severity == transformers.Error {
 					wantExit = 1
 				}
 			}
@@ -708,7 +706,7 @@ func TestProcessMalformedShapes(t *testing.T) {
 			before := moWrite(t, items)
 			_, results := transformers.Process(transformers.DefaultConfig(), items)
 			kind := strings.TrimPrefix(strings.Split(tc.in, "\n")[1], "kind: ")
-			want := []moResult{{Severity: framework.Error, Resource: kind + " x", Field: tc.field}}
+			want := []moResult{{Severity: transformers.Error, Resource: kind + " x", Field: tc.field}}
 			if d := cmp.Diff(want, moResults(results)); d != "" {
 				t.Errorf("results (-want +got):\n%s", d)
 			}
@@ -859,7 +857,7 @@ func TestProcessIsDeterministic(t *testing.T) {
 		if d := cmp.Diff(first, got); d != "" {
 			t.Fatalf("run %d differs from run 0 (-first +got):\n%s", i, d)
 		}
-		if d := cmp.Diff(fmt.Sprint(firstResults), fmt.Sprint(results)); d != "" {
+		if d := cmp.Diff(marshalResults(t, firstResults), marshalResults(t, results)); d != "" {
 			t.Fatalf("run %d results differ (-first +got):\n%s", i, d)
 		}
 	}
@@ -885,8 +883,8 @@ func TestProcessIsIdempotent(t *testing.T) {
 	}
 	// The second run finds only what is kept on purpose: the disabled endpoint and the skip.
 	want := []moResult{
-		{Severity: framework.Info, Resource: "AWSMachineTemplate t", Field: "spec.template.spec.instanceMetadataOptions.httpEndpoint"},
-		{Severity: framework.Info, Resource: "AWSMachinePool skipped"},
+		{Severity: transformers.Info, Resource: "AWSMachineTemplate t", Field: "spec.template.spec.instanceMetadataOptions.httpEndpoint"},
+		{Severity: transformers.Info, Resource: "AWSMachinePool skipped"},
 	}
 	if d := cmp.Diff(want, moResults(results)); d != "" {
 		t.Errorf("second run results (-want +got):\n%s", d)
@@ -896,4 +894,13 @@ func TestProcessIsIdempotent(t *testing.T) {
 	if auditResults.ExitCode() != 0 {
 		t.Errorf("audit of enforced output fails: %v", auditResults)
 	}
+}
+
+func marshalResults(t *testing.T, rs transformers.Results) string {
+	t.Helper()
+	b, err := yaml.Marshal(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

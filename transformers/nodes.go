@@ -128,11 +128,35 @@ func keyNode(key string) *yaml.Node {
 func stringNode(v string) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: yaml.NodeTagString, Value: v}
 	// Strings that YAML 1.1 readers would take for something else must be quoted.
-	if yaml.IsYaml1_1NonString(n) || v == "" {
+	// kyaml decides that with a YAML 1.1 parser per value, the function's main cost on a
+	// fleet; plain words, almost every value it writes, cannot be anything but strings.
+	if v == "" || (!plainWord(v) && yaml.IsYaml1_1NonString(n)) {
 		n.Style = yaml.DoubleQuotedStyle
 	}
 	return n
 }
+
+// plainWord reports that every YAML 1.1 reader takes v for a string: it starts with a
+// letter, holds only letters, digits and "-_./", and is none of YAML 1.1's boolean and
+// null words. (Numbers, timestamps, .inf and .nan start with a digit, sign or dot.)
+func plainWord(v string) bool {
+	if v == "" || !isASCIILetter(v[0]) {
+		return false
+	}
+	for i := 1; i < len(v); i++ {
+		c := v[i]
+		if !isASCIILetter(c) && (c < '0' || c > '9') && c != '-' && c != '_' && c != '.' && c != '/' {
+			return false
+		}
+	}
+	switch strings.ToLower(v) {
+	case "y", "yes", "n", "no", "true", "false", "on", "off", "null":
+		return false
+	}
+	return true
+}
+
+func isASCIILetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
 
 func intNode(v string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: yaml.NodeTagInt, Value: v}
@@ -141,18 +165,19 @@ func intNode(v string) *yaml.Node {
 // setScalar sets key in m to a scalar, reusing an existing scalar node so its comments
 // and quoting survive. It reports whether anything changed.
 func setScalar(m *yaml.Node, key, value string, isInt bool) bool {
-	want := stringNode(value)
+	newNode, tag := stringNode, yaml.NodeTagString
 	if isInt {
-		want = intNode(value)
+		newNode, tag = intNode, yaml.NodeTagInt
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value != key {
 			continue
 		}
 		v := m.Content[i+1]
-		if v.Kind == yaml.ScalarNode && v.Value == value && v.Tag == want.Tag {
+		if v.Kind == yaml.ScalarNode && v.Value == value && v.Tag == tag {
 			return false
 		}
+		want := newNode(value)
 		if v.Kind != yaml.ScalarNode {
 			want.LineComment = v.LineComment
 			m.Content[i+1] = want
@@ -164,7 +189,7 @@ func setScalar(m *yaml.Node, key, value string, isInt bool) bool {
 		}
 		return true
 	}
-	appendPair(m, keyNode(key), want)
+	appendPair(m, keyNode(key), newNode(value))
 	return true
 }
 
@@ -276,3 +301,85 @@ func expandedSize(n *yaml.Node, limit, depth int) int {
 
 // maxDepth bounds recursion over resources; Kubernetes objects are nowhere near it.
 const maxDepth = 1000
+
+// duplicateKey finds a mapping key that appears twice in n and returns its field path.
+// yaml.v3 keeps both pairs in a node tree, so the function would edit the first while
+// the API server's decoder keeps the last: a resource whose meaning depends on the
+// reader must be refused, not edited.
+func duplicateKey(n *yaml.Node) (string, bool) {
+	var path []string
+	var walk func(n *yaml.Node, depth int) bool
+	walk = func(n *yaml.Node, depth int) bool {
+		if n == nil || depth > maxDepth {
+			return false
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			if k, dup := firstDuplicate(n); dup {
+				path = append(path, k)
+				return true
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				path = append(path, n.Content[i].Value)
+				if walk(n.Content[i+1], depth+1) {
+					return true
+				}
+				path = path[:len(path)-1]
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				path = append(path, fmt.Sprintf("[%d]", i))
+				if walk(c, depth+1) {
+					return true
+				}
+				path = path[:len(path)-1]
+			}
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if walk(c, depth+1) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !walk(n, 0) {
+		return "", false
+	}
+	var b strings.Builder
+	for _, p := range path {
+		if b.Len() > 0 && !strings.HasPrefix(p, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String(), true
+}
+
+// firstDuplicate reports the first key of m that an earlier key repeats. Kubernetes
+// mappings are small: comparing pairs beats allocating a set for each one.
+func firstDuplicate(m *yaml.Node) (string, bool) {
+	const small = 16
+	if len(m.Content) <= 2*small {
+		for i := 2; i+1 < len(m.Content); i += 2 {
+			for j := 0; j < i; j += 2 {
+				if m.Content[i].Value == m.Content[j].Value && m.Content[i].Kind == yaml.ScalarNode && m.Content[j].Kind == yaml.ScalarNode {
+					return m.Content[i].Value, true
+				}
+			}
+		}
+		return "", false
+	}
+	seen := make(map[string]bool, len(m.Content)/2)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		if k.Kind != yaml.ScalarNode {
+			continue
+		}
+		if seen[k.Value] {
+			return k.Value, true
+		}
+		seen[k.Value] = true
+	}
+	return "", false
+}

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"sigs.k8s.io/kustomize/kyaml/fn/framework"
 	"sigs.k8s.io/kustomize/kyaml/kio/kioutil"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
@@ -77,7 +76,7 @@ func (o *object) ref() *yaml.ResourceIdentifier {
 }
 
 // file reports where the orchestrator read the resource from, when it says.
-func (o *object) file() *framework.File {
+func (o *object) file() *File {
 	a := o.node.GetAnnotations()
 	path := a[kioutil.PathAnnotation]
 	if path == "" {
@@ -91,7 +90,7 @@ func (o *object) file() *framework.File {
 		idx = a[kioutil.LegacyIndexAnnotation]
 	}
 	i, _ := strconv.Atoi(idx)
-	return &framework.File{Path: path, Index: i}
+	return &File{Path: path, Index: i}
 }
 
 func (o *object) annotation(key string) string {
@@ -103,12 +102,25 @@ type objKey struct{ group, kind, namespace, name string }
 
 func (o *object) key() objKey { return objKey{o.group, o.kind, o.ns(), o.name} }
 
+func (k objKey) less(o objKey) bool {
+	if k.group != o.group {
+		return k.group < o.group
+	}
+	if k.kind != o.kind {
+		return k.kind < o.kind
+	}
+	if k.namespace != o.namespace {
+		return k.namespace < o.namespace
+	}
+	return k.name < o.name
+}
+
 // run is the state of one invocation.
 type run struct {
 	cfg     *Config
 	objects []*object
 	index   map[objKey]*object
-	results framework.Results
+	results Results
 	// changes are what enforce mode did; audit mode reports each as an error.
 	changes []change
 	// added holds new objects, each inserted after the object it belongs to.
@@ -129,30 +141,30 @@ type change struct {
 	msg      string
 }
 
-func (r *run) result(sev framework.Severity, o *object, field, msg string) *framework.Result {
-	res := &framework.Result{Severity: sev, Message: msg}
+func (r *run) result(sev Severity, o *object, field, msg string) *Result {
+	res := &Result{Severity: sev, Message: msg}
 	if o != nil {
 		res.ResourceRef = o.ref()
 		res.File = o.file()
 	}
 	if field != "" {
-		res.Field = &framework.Field{Path: field}
+		res.Field = &Field{Path: field}
 	}
 	r.results = append(r.results, res)
 	return res
 }
 
 func (r *run) errorf(o *object, field, format string, args ...any) {
-	r.result(framework.Error, o, field, fmt.Sprintf(format, args...))
+	r.result(Error, o, field, fmt.Sprintf(format, args...))
 }
 
 func (r *run) warnf(o *object, field, format string, args ...any) {
-	r.result(framework.Warning, o, field, fmt.Sprintf(format, args...))
+	r.result(Warning, o, field, fmt.Sprintf(format, args...))
 }
 
 // editf reports what enforce mode did to a resource; in audit mode the change itself is
 // the finding, so the report would only repeat it in the wrong tense.
-func (r *run) editf(sev framework.Severity, o *object, field, format string, args ...any) {
+func (r *run) editf(sev Severity, o *object, field, format string, args ...any) {
 	if r.cfg.Mode == ModeAudit {
 		return
 	}
@@ -160,18 +172,26 @@ func (r *run) editf(sev framework.Severity, o *object, field, format string, arg
 }
 
 func (r *run) infof(o *object, field, format string, args ...any) {
-	r.result(framework.Info, o, field, fmt.Sprintf(format, args...))
+	r.result(Info, o, field, fmt.Sprintf(format, args...))
 }
 
-// changed records an edit. msg, when set, explains the edit in audit mode.
+// changed records an edit. Only audit mode reports edits (as findings), so enforce mode
+// keeps none. msg, when set, explains the edit; a *yaml.Node value is rendered here,
+// when it is kept, before later edits can touch it.
 func (r *run) changed(o *object, field string, current, proposed any, msg string) {
+	if r.cfg.Mode != ModeAudit {
+		return
+	}
+	if n, ok := current.(*yaml.Node); ok {
+		current = display(n)
+	}
 	r.changes = append(r.changes, change{obj: o, field: field, current: current, proposed: proposed, msg: msg})
 }
 
 // Process runs the function over items. It returns the output items and the results;
 // when any result is an error the caller must emit no items. In audit mode the items
 // come back unchanged.
-func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, framework.Results) {
+func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
 	work := items
 	if cfg.Mode == ModeAudit {
 		work = make([]*yaml.RNode, len(items))
@@ -200,6 +220,19 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, framework.Results
 		}
 	}
 
+	// A resource the function reads must mean the same to every reader.
+	for _, o := range r.objects {
+		if !strings.HasSuffix(o.group, clusterGroup) {
+			continue
+		}
+		if field, dup := duplicateKey(o.node.YNode()); dup {
+			r.errorf(o, field, "duplicate key: the function would edit the first and the API server keeps the last; remove one")
+		}
+	}
+	if r.results.ExitCode() != 0 {
+		return items, r.results
+	}
+
 	for _, o := range r.objects {
 		r.processObject(o)
 	}
@@ -213,7 +246,7 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, framework.Results
 			if msg == "" {
 				msg = fmt.Sprintf("is %s, want %s", describeValue(c.current), describeValue(c.proposed))
 			}
-			res := r.result(framework.Error, c.obj, c.field, msg)
+			res := r.result(Error, c.obj, c.field, msg)
 			if res.Field != nil {
 				res.Field.CurrentValue, res.Field.ProposedValue = c.current, c.proposed
 			}

@@ -462,7 +462,7 @@ func deployment(u, i int) string {
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: app-%[3]d
+  name: c%05[1]d-app-%[3]d
   namespace: %[2]s
   labels:
     app.kubernetes.io/name: app-%[3]d
@@ -499,7 +499,7 @@ func configMap(u, i int) string {
 	fmt.Fprintf(&b, `apiVersion: v1
 kind: ConfigMap
 metadata:
-  name: settings-%[3]d
+  name: c%05[1]d-settings-%[3]d
   namespace: %[2]s
   annotations:
     fleet.example.com/owner: "team-%[3]d" # paged on change

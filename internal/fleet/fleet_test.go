@@ -64,6 +64,25 @@ func TestStreamParsesAndIsUnique(t *testing.T) {
 	}
 }
 
+// Namespaces repeat every 1000 clusters: names must not, or kustomize refuses a fleet
+// of 100,000 resources as holding duplicates.
+func TestUnitsAcrossNamespaceWrapAreUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, u := range []int{0, 1000} {
+		for _, doc := range unit(u) {
+			items, err := kio.FromBytes([]byte(doc))
+			if err != nil || len(items) != 1 {
+				t.Fatalf("unit %d: %v", u, err)
+			}
+			id := items[0].GetKind() + "/" + items[0].GetNamespace() + "/" + items[0].GetName()
+			if seen[id] {
+				t.Fatalf("unit %d repeats %s", u, id)
+			}
+			seen[id] = true
+		}
+	}
+}
+
 func TestWriteKustomization(t *testing.T) {
 	for _, k := range []Kustomization{Plain, Function, Patches} {
 		dir := filepath.Join(t.TempDir(), "k")
