@@ -39,6 +39,9 @@ type generatedSecret struct {
 	obj     *object
 	script  string
 	cluster string // the MachinePool's spec.clusterName, for the error on a shared name
+	// skipped: the Secret in the input is annotated to be left alone; its content is the
+	// user's, whatever the script would be.
+	skipped bool
 }
 
 func (r *run) bootstrap(machinePool *object, mp *managedPool) {
@@ -263,7 +266,7 @@ func (r *run) ensureSecret(machinePool *object, eksName string) string {
 	script := bootstrapScript(eksName)
 	key := objKey{"", "Secret", machinePool.ns(), name}
 	if prev, ok := r.secrets[key]; ok {
-		if prev.script != script {
+		if prev.script != script && !prev.skipped {
 			r.errorf(machinePool, "", "bootstrap Secret %s is shared with Cluster %q but their scripts differ (EKS clusters %q and %q): "+
 				"a fixed secretName cannot serve two clusters in one namespace", name, prev.cluster,
 				strings.TrimPrefix(prev.script, bootstrapScriptPrefix), eksName)
@@ -271,8 +274,12 @@ func (r *run) ensureSecret(machinePool *object, eksName string) string {
 		}
 		return name
 	}
-	fresh := newBootstrapSecret(name, machinePool.namespace, script)
 	existing := r.index[key]
+	if existing != nil && r.skipped(existing) {
+		r.secrets[key] = &generatedSecret{obj: existing, script: script, cluster: clusterName, skipped: true}
+		return name
+	}
+	fresh := newBootstrapSecret(name, machinePool.namespace, script)
 	switch {
 	case existing != nil && existing.annotation(GeneratedAnnotation) != generatedBy:
 		r.errorf(existing, "", "a Secret named %s is already in the input and was not written by capa-imds: it is not overwritten. "+

@@ -118,7 +118,7 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 	}
 	if v := removeKey(spec, "amiVersion"); v != nil {
 		r.changed(o, "spec.amiVersion", v, nil, "")
-		r.warnf(o, "spec.amiVersion", "removed amiVersion %v: EKS rejects a release version with a custom AMI; "+
+		r.editf(Warning, o, "spec.amiVersion", "removed amiVersion %v: EKS rejects a release version with a custom AMI; "+
 			"CAPA's lookup picks the image for the Kubernetes version", display(v))
 	}
 	if valueOf(lt, "iamInstanceProfile") != nil {
@@ -146,7 +146,7 @@ func (r *run) moveScalar(o *object, src *yaml.Node, from string, dst *yaml.Node,
 	fromField := "spec." + from
 	if existing := valueOf(dst, to); existing != nil {
 		if existing.Value != v.Value {
-			r.warnf(o, fromField, "removed %s %v: CAPA forbids it beside a launch template, and %s is already %v", from, display(v), toField, display(existing))
+			r.editf(Warning, o, fromField, "removed %s %v: CAPA forbids it beside a launch template, and %s is already %v", from, display(v), toField, display(existing))
 		}
 		r.changed(o, fromField, v, nil, "")
 		return
@@ -173,13 +173,14 @@ func (r *run) moveRemoteAccess(o *object, spec, ra, lt *yaml.Node) {
 			} else if existing == nil {
 				setNode(lt, "sshKeyName", v)
 			}
-		case isNull(v) || (k == "public" && v.Value == "false"):
+		case isNull(v) || (k == "public" && v.Value == "false") || (v.Kind != yaml.ScalarNode && len(v.Content) == 0):
+			// Nothing is lost.
 		default:
 			dropped = append(dropped, fmt.Sprintf("%s %v", k, display(v)))
 		}
 	}
 	if len(dropped) > 0 {
-		r.warnf(o, "spec.remoteAccess", "removed remoteAccess (EKS rejects it with a launch template); dropped: %s. "+
+		r.editf(Warning, o, "spec.remoteAccess", "removed remoteAccess (EKS rejects it with a launch template); dropped: %s. "+
 			"Allow SSH through the launch template's additionalSecurityGroups instead", strings.Join(dropped, "; "))
 	}
 }
@@ -218,6 +219,11 @@ func (r *run) processManagedPools() {
 			}
 			r.errorf(o, "", "referenced by %d MachinePools (%s): each AWSManagedMachinePool belongs to one MachinePool",
 				len(machinePools), strings.Join(names, ", "))
+			continue
+		}
+		// A skipped MachinePool keeps its bootstrap and version: the pool's conversion
+		// alone is still right (CAPA puts an EKSConfig's user data in the launch template).
+		if r.skipped(machinePools[0]) {
 			continue
 		}
 		if mp.lookup {
@@ -292,7 +298,7 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	for _, k := range keys {
 		cfgObj := r.index[k]
-		if cfgObj == nil || cfgObj.removed || referenced[k] {
+		if cfgObj == nil || cfgObj.removed || referenced[k] || r.skipped(cfgObj) {
 			continue
 		}
 		cfgObj.removed = true

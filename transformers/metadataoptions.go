@@ -57,7 +57,7 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 		}
 		r.changed(o, join(prefix, bogusIMDSField), bogus, nil,
 			bogusIMDSField+" is not a CAPA field (CAPA's docs show it, but the API server drops it): use "+imdsField)
-		r.warnf(o, join(prefix, bogusIMDSField), "%s is not a CAPA field and the API server drops it; migrated %s into %s and removed it",
+		r.editf(Warning, o, join(prefix, bogusIMDSField), "%s is not a CAPA field and the API server drops it; migrated %s into %s and removed it",
 			bogusIMDSField, listOrNone(moved), imdsPath)
 	}
 

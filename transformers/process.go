@@ -130,7 +130,7 @@ type run struct {
 	secrets         map[objKey]*generatedSecret
 	detachedConfigs map[objKey]*object // bootstrap config -> the MachinePool that dropped its configRef
 	nextIndex       map[string]int     // next free kpt index per file
-	renames         map[objKey]string  // AWSMachineTemplate -> its new name
+	renames         map[objKey]rename  // AWSMachineTemplate -> its new name
 }
 
 type change struct {

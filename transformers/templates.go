@@ -18,7 +18,7 @@ const RenamedFromAnnotation = ConfigGroup + "/renamed-from"
 func (r *run) immutableTemplateChanged(o *object) {
 	const field = "spec.template.spec.instanceMetadataOptions"
 	if !r.cfg.RenameOnChange {
-		r.warnf(o, field, "changed existing instanceMetadataOptions: CAPA's webhook rejects changes to an existing "+
+		r.warnf(o, field, "requiring IMDSv2 changes existing instanceMetadataOptions: CAPA's webhook rejects changes to an existing "+
 			"AWSMachineTemplate's spec, so applying this over a live template fails. Create a new template and point "+
 			"the MachineDeployment or control plane at it, or set spec.templates.renameOnChange: true")
 		return
@@ -46,18 +46,18 @@ func (r *run) immutableTemplateChanged(o *object) {
 	if newName == o.name {
 		return
 	}
-	if r.renames == nil {
-		r.renames = map[objKey]string{}
-	}
-	r.renames[o.key()] = newName
-	annotations, err := ensurePath(o.node.YNode(), "", "metadata", "annotations")
-	if err != nil {
+	if _, err := mapAt(o.node.YNode(), "metadata", "annotations"); err != nil {
 		r.errorf(o, fieldOf(err), "%s", msgOf(err))
 		return
 	}
-	setScalar(annotations, RenamedFromAnnotation, base, false)
-	r.changed(o, "metadata.name", o.name, newName, "")
+	if r.renames == nil {
+		r.renames = map[objKey]rename{}
+	}
+	r.renames[o.key()] = rename{from: base, to: newName}
 }
+
+// rename is a template's new name and the name it started from.
+type rename struct{ from, to string }
 
 // renameTemplates applies the renames and rewrites every Cluster API reference to the
 // renamed templates, in any shape (apiVersion or apiGroup; MachineDeployment, MachineSet,
@@ -66,23 +66,49 @@ func (r *run) renameTemplates() {
 	if len(r.renames) == 0 {
 		return
 	}
-	refs := map[objKey]int{}
+	// A skipped resource is not edited, so a template it references keeps its name.
 	for _, o := range r.objects {
-		if !isClusterAPIGroup(o.group) {
+		if !isClusterAPIGroup(o.group) || o.annotation(SkipAnnotation) != "true" {
 			continue
 		}
-		r.rewriteRefs(o.node.YNode(), o.ns(), refs, 0)
+		r.walkTemplateRefs(o.node.YNode(), o.ns(), 0, func(k objKey, _ *yaml.Node) {
+			if _, renamed := r.renames[k]; renamed {
+				delete(r.renames, k)
+				r.warnf(r.index[k], "metadata.name", "not renamed (renameOnChange): %s references it and is skipped; "+
+					"CAPA's webhook rejects the changed instanceMetadataOptions on a live template", o)
+			}
+		})
+	}
+	refs := map[objKey]int{}
+	for _, o := range r.objects {
+		if !isClusterAPIGroup(o.group) || o.annotation(SkipAnnotation) == "true" {
+			continue
+		}
+		r.walkTemplateRefs(o.node.YNode(), o.ns(), 0, func(k objKey, ref *yaml.Node) {
+			if rn, renamed := r.renames[k]; renamed {
+				valueOf(ref, "name").Value = rn.to
+				refs[k]++
+			}
+		})
 	}
 	for _, o := range r.objects {
-		newName, ok := r.renames[o.key()]
+		rn, ok := r.renames[o.key()]
 		if !ok {
 			continue
 		}
+		newName := rn.to
 		old := o.key()
+		annotations, err := ensurePath(o.node.YNode(), "", "metadata", "annotations")
+		if err != nil {
+			r.errorf(o, fieldOf(err), "%s", msgOf(err))
+			continue
+		}
+		setScalar(annotations, RenamedFromAnnotation, rn.from, false)
 		if err := o.node.SetName(newName); err != nil {
 			r.errorf(o, "metadata.name", "%v", err)
 			continue
 		}
+		r.changed(o, "metadata.name", old.name, newName, "")
 		r.infof(o, "metadata.name", "renamed from %s to %s (renameOnChange): its instanceMetadataOptions changed and CAPA "+
 			"forbids changing an existing template; %d reference(s) updated", old.name, newName, refs[old])
 		o.name = newName
@@ -95,21 +121,18 @@ func isClusterAPIGroup(g string) bool {
 	return g == clusterGroup || len(g) > len(clusterGroup) && g[len(g)-len(clusterGroup)-1:] == "."+clusterGroup
 }
 
-func (r *run) rewriteRefs(n *yaml.Node, ns string, counts map[objKey]int, depth int) {
+// walkTemplateRefs calls fn for every reference to an AWSMachineTemplate under n.
+func (r *run) walkTemplateRefs(n *yaml.Node, ns string, depth int, fn func(objKey, *yaml.Node)) {
 	if n == nil || depth > maxDepth {
 		return
 	}
 	if n.Kind == yaml.MappingNode && scalarField(n, "kind") == "AWSMachineTemplate" {
 		if k, ok := refKey(n, ns); ok && k.group == infraGroup {
-			if newName, renamed := r.renames[k]; renamed {
-				v := valueOf(n, "name")
-				v.Value = newName
-				counts[k]++
-			}
+			fn(k, n)
 		}
 	}
 	for _, c := range n.Content {
-		r.rewriteRefs(c, ns, counts, depth+1)
+		r.walkTemplateRefs(c, ns, depth+1, fn)
 	}
 }
 
@@ -121,7 +144,7 @@ func (r *run) checkBootstrapOverwrites() {
 			continue
 		}
 		boot := lookup(o.node.YNode(), "spec", "template", "spec", "bootstrap")
-		if isNull(valueOf(boot, "configRef")) || scalarField(boot, "dataSecretName") == "" {
+		if isNull(valueOf(boot, "configRef")) || scalarField(boot, "dataSecretName") == "" || o.annotation(SkipAnnotation) == "true" {
 			continue
 		}
 		msg := fmt.Sprintf("both configRef and dataSecretName are set: Cluster API overwrites dataSecretName %q from the "+

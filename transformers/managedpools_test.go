@@ -1,0 +1,397 @@
+package transformers_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/capa-imds/capa-imds/transformers"
+)
+
+// Table tests of the managed node group conversion and the bootstrap strategies, one
+// concern at a time, on a minimal EKS cluster. The golden cases cover whole templates.
+
+const mpCluster = `apiVersion: cluster.x-k8s.io/v1beta1
+kind: Cluster
+metadata:
+  name: c1
+  namespace: ns
+spec:
+  controlPlaneRef:
+    apiVersion: controlplane.cluster.x-k8s.io/v1beta2
+    kind: AWSManagedControlPlane
+    name: c1-cp
+---
+apiVersion: controlplane.cluster.x-k8s.io/v1beta2
+kind: AWSManagedControlPlane
+metadata:
+  name: c1-cp
+  namespace: ns
+spec:
+  version: v1.31.0
+`
+
+// mpMachinePool is the pool's MachinePool; boot is its bootstrap block, indented under
+// "bootstrap:", and annotations, when set, its metadata.annotations block.
+func mpMachinePool(boot, annotations string) string {
+	meta := "  name: mp\n  namespace: ns\n"
+	if annotations != "" {
+		meta += "  annotations:\n" + annotations
+	}
+	return "apiVersion: cluster.x-k8s.io/v1beta1\nkind: MachinePool\nmetadata:\n" + meta + `spec:
+  clusterName: c1
+  template:
+    spec:
+      clusterName: c1
+      bootstrap:
+` + boot + `      infrastructureRef:
+        apiVersion: infrastructure.cluster.x-k8s.io/v1beta2
+        kind: AWSManagedMachinePool
+        name: pool
+      version: v1.31.0
+`
+}
+
+func mpPool(spec string) string {
+	return "apiVersion: infrastructure.cluster.x-k8s.io/v1beta2\nkind: AWSManagedMachinePool\nmetadata:\n  name: pool\n  namespace: ns\nspec:\n" + spec
+}
+
+func mpStream(docs ...string) string { return strings.Join(docs, "---\n") }
+
+// mpFind returns the output item of that kind and name, or nil.
+func mpFind(items []*yaml.RNode, kind, name string) *yaml.RNode {
+	for _, it := range items {
+		if it.GetKind() == kind && it.GetName() == name {
+			return it
+		}
+	}
+	return nil
+}
+
+func mpField(t *testing.T, n *yaml.RNode, path ...string) string {
+	t.Helper()
+	if n == nil {
+		return "<no resource>"
+	}
+	v, err := n.Pipe(yaml.Lookup(path...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == nil {
+		return "<unset>"
+	}
+	return strings.TrimSuffix(v.MustString(), "\n")
+}
+
+func mpConfig(t *testing.T, spec string) *transformers.Config {
+	t.Helper()
+	return mustConfig(t, configHeader+"spec:\n"+spec)
+}
+
+func TestConvertManagedPool(t *testing.T) {
+	keep := "  managedMachinePools:\n    bootstrap:\n      strategy: keep\n"
+	cases := []struct {
+		name    string
+		spec    string
+		want    string // the pool's spec after the run
+		results []moResult
+		words   [][]string // key phrases of each result's message
+	}{
+		{
+			name: "AL2 default amiType, instance type and disk size move into the launch template",
+			spec: "  instanceType: t3.large\n  diskSize: 50\n  scaling:\n    minSize: 1\n",
+			// New fields go at the end of the mapping, as everywhere in kyaml.
+			want: `scaling:
+  minSize: 1
+awsLaunchTemplate:
+  ami:
+    eksLookupType: AmazonLinux
+  instanceType: t3.large
+  rootVolume:
+    size: 50
+` + defaultBlock("  ") + "amiType: CUSTOM\n",
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"}},
+			words:   [][]string{{"amiType CUSTOM", "immutable", "replace an existing pool"}},
+		},
+		{
+			name: "GPU AL2",
+			spec: "  amiType: AL2_x86_64_GPU\n",
+			want: "amiType: CUSTOM\nawsLaunchTemplate:\n  ami:\n    eksLookupType: AmazonLinuxGPU\n" + defaultBlock("  "),
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"}},
+			words:   [][]string{{"amiType CUSTOM"}},
+		},
+		{
+			name: "AL2023 NVIDIA",
+			spec: "  amiType: AL2023_x86_64_NVIDIA\n",
+			want: "amiType: CUSTOM\nawsLaunchTemplate:\n  ami:\n    eksLookupType: AmazonLinux2023GPU\n" + defaultBlock("  "),
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"}},
+			words:   [][]string{{"amiType CUSTOM"}},
+		},
+		{
+			name: "ARM without an instance type warns",
+			spec: "  amiType: AL2023_ARM_64_STANDARD\n",
+			want: "amiType: CUSTOM\nawsLaunchTemplate:\n  ami:\n    eksLookupType: AmazonLinux2023\n" + defaultBlock("  "),
+			results: []moResult{
+				{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.awsLaunchTemplate.instanceType"},
+				{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"},
+			},
+			words: [][]string{{"is ARM", "x86_64"}, {"amiType CUSTOM"}},
+		},
+		{
+			name: "an ami.id is kept and no lookup type is added",
+			spec: "  amiType: BOTTLEROCKET_x86_64\n  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			want: "amiType: CUSTOM\nawsLaunchTemplate:\n  ami:\n    id: ami-0123456789abcdef0\n" + defaultBlock("  "),
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"}},
+			words:   [][]string{{"amiType CUSTOM"}},
+		},
+		{
+			name:    "Bottlerocket without ami.id cannot be converted",
+			spec:    "  amiType: BOTTLEROCKET_x86_64\n",
+			want:    "amiType: BOTTLEROCKET_x86_64",
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"}},
+			words:   [][]string{{"no BOTTLEROCKET_x86_64 image", "ami.id", transformers.SkipAnnotation}},
+		},
+		{
+			name: "an existing launch template name and instance type win",
+			spec: "  instanceType: t3.small\n  awsLaunchTemplate:\n    name: my-lt\n    instanceType: t3.large\n",
+			want: "awsLaunchTemplate:\n  name: my-lt\n  instanceType: t3.large\n  ami:\n    eksLookupType: AmazonLinux\n" + defaultBlock("  ") + "amiType: CUSTOM\n",
+			results: []moResult{
+				{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.instanceType"},
+				{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"},
+			},
+			words: [][]string{{"removed instanceType t3.small", "already t3.large"}, {"amiType CUSTOM"}},
+		},
+		{
+			name: "remoteAccess: the SSH key moves, the rest is reported; amiVersion goes",
+			spec: "  amiVersion: 1.31.0-20250101\n  remoteAccess:\n    sshKeyName: ops\n    sourceSecurityGroups: [sg-1]\n    public: true\n",
+			want: "awsLaunchTemplate:\n  ami:\n    eksLookupType: AmazonLinux\n  sshKeyName: ops\n" + defaultBlock("  ") + "amiType: CUSTOM\n",
+			results: []moResult{
+				{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.remoteAccess"},
+				{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiVersion"},
+				{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"},
+			},
+			words: [][]string{{"sourceSecurityGroups [sg-1]", "public true"}, {"removed amiVersion 1.31.0-20250101"}, {"amiType CUSTOM"}},
+		},
+		{
+			name: "remoteAccess with nothing but the key and empty lists loses nothing",
+			spec: "  remoteAccess:\n    sshKeyName: ops\n    sourceSecurityGroups: []\n    public: false\n",
+			want: "awsLaunchTemplate:\n  ami:\n    eksLookupType: AmazonLinux\n  sshKeyName: ops\n" + defaultBlock("  ") + "amiType: CUSTOM\n",
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"}},
+			words:   [][]string{{"amiType CUSTOM"}},
+		},
+		{
+			name:    "iamInstanceProfile in the launch template is refused",
+			spec:    "  amiType: CUSTOM\n  awsLaunchTemplate:\n    ami:\n      id: ami-1\n    iamInstanceProfile: nodes\n",
+			want:    "amiType: CUSTOM\nawsLaunchTemplate:\n  ami:\n    id: ami-1\n  iamInstanceProfile: nodes",
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.awsLaunchTemplate.iamInstanceProfile"}},
+			words:   [][]string{{"forbids iamInstanceProfile"}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := mpStream(mpCluster, mpMachinePool("        dataSecretName: user-data\n", ""), mpPool(tc.spec))
+			out, results := transformers.Process(mpConfig(t, keep), moRead(t, in))
+			if len(out) == 0 {
+				out = moRead(t, in) // error: compare with what came in
+			}
+			got := mpField(t, mpFind(out, "AWSManagedMachinePool", "pool"), "spec")
+			if results.ExitCode() == 0 {
+				if d := cmp.Diff(strings.TrimSuffix(tc.want, "\n"), got); d != "" {
+					t.Errorf("spec (-want +got):\n%s", d)
+				}
+			}
+			// Every result but the bootstrap info ("kept: dataSecretName names the user's Secret").
+			var rs transformers.Results
+			for _, r := range results {
+				if r.ResourceRef == nil || r.ResourceRef.Kind != "MachinePool" {
+					rs = append(rs, r)
+				}
+			}
+			if d := cmp.Diff(tc.results, moResults(rs)); d != "" {
+				t.Errorf("results (-want +got):\n%s", d)
+			}
+			moCheckMessages(t, rs, tc.words)
+		})
+	}
+}
+
+func TestBootstrapStrategies(t *testing.T) {
+	const (
+		eksConfigRef = "        configRef:\n          apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n          kind: EKSConfig\n          name: mp\n"
+		nodeadmRef   = "        configRef:\n          apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n          kind: NodeadmConfig\n          name: mp\n"
+		noBootstrap  = "        dataSecretName: \"\"\n"
+		ours         = "c1-eks-bootstrap"
+		script       = "#!/bin/bash -xe\n/etc/eks/bootstrap.sh ns_c1-cp"
+		skip         = "    " + transformers.SkipAnnotation + ": \"true\"\n"
+	)
+	eksConfig := func(spec, annotations string) string {
+		meta := "  name: mp\n  namespace: ns\n"
+		if annotations != "" {
+			meta += "  annotations:\n" + annotations
+		}
+		return "apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\nkind: EKSConfig\nmetadata:\n" + meta + "spec:" + spec
+	}
+	nodeadm := "apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\nkind: NodeadmConfig\nmetadata:\n  name: mp\n  namespace: ns\nspec: {}\n"
+	secret := func(annotations string) string {
+		return "apiVersion: v1\nkind: Secret\nmetadata:\n  name: " + ours + "\n  namespace: ns\n  annotations:\n" + annotations +
+			"type: Opaque\nstringData:\n  value: my own script\n"
+	}
+	const mpRes, cfgRes, secRes = "MachinePool ns/mp", "EKSConfig ns/mp", "Secret ns/" + ours
+	useSecret := "dataSecretName: " + ours
+	// Setting an existing dataSecretName keeps its quoting.
+	useSecretQuoted := `dataSecretName: "` + ours + `"`
+	keptEKS := "configRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: EKSConfig\n  name: mp"
+	keptNodeadm := "configRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: NodeadmConfig\n  name: mp"
+	cases := []struct {
+		name, strategy string
+		docs           []string
+		wantBootstrap  string // the MachinePool's spec.template.spec.bootstrap
+		wantScript     string // the Secret's script; "" for no Secret
+		wantConfig     bool   // the bootstrap config is still in the output
+		results        []moResult
+		words          [][]string
+	}{
+		{
+			name: "auto, no bootstrap: a Secret", strategy: "auto",
+			docs:          []string{mpMachinePool(noBootstrap, "")},
+			wantBootstrap: useSecretQuoted, wantScript: script,
+		},
+		{
+			name: "auto, an empty EKSConfig: a Secret, and the config goes", strategy: "auto",
+			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig(" {}\n", "")},
+			wantBootstrap: useSecret, wantScript: script,
+			results: []moResult{{Severity: transformers.Info, Resource: cfgRes}},
+			words:   [][]string{{"removed", "nothing else references this EKSConfig"}},
+		},
+		{
+			name: "auto, an EKSConfig with settings: kept, naming them", strategy: "auto",
+			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig("\n  preBootstrapCommands: [echo hi]\n  kubeletExtraArgs:\n    max-pods: \"58\"\n", "")},
+			wantBootstrap: keptEKS, wantConfig: true,
+			results: []moResult{{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"}},
+			words:   [][]string{{"bootstrap kept", "preBootstrapCommands, kubeletExtraArgs", "strategy secret"}},
+		},
+		{
+			name: "auto, a NodeadmConfig: kept (Amazon Linux 2023)", strategy: "auto",
+			docs:          []string{mpMachinePool(nodeadmRef, ""), nodeadm},
+			wantBootstrap: keptNodeadm, wantConfig: true,
+			results: []moResult{{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"}},
+			words:   [][]string{{"NodeadmConfig", "Amazon Linux 2023"}},
+		},
+		{
+			name: "auto, the user's own Secret: kept", strategy: "auto",
+			docs:          []string{mpMachinePool("        dataSecretName: mine\n", "")},
+			wantBootstrap: "dataSecretName: mine",
+			results:       []moResult{{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.dataSecretName"}},
+			words:         [][]string{{"user's own Secret", "mine"}},
+		},
+		{
+			name: "secret, an EKSConfig with settings: replaced", strategy: "secret",
+			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig("\n  preBootstrapCommands: [echo hi]\n", "")},
+			wantBootstrap: useSecret, wantScript: script,
+			results: []moResult{{Severity: transformers.Info, Resource: cfgRes}},
+			words:   [][]string{{"removed"}},
+		},
+		{
+			name: "secret, a NodeadmConfig: replaced, with the AL2023 warning", strategy: "secret",
+			docs:          []string{mpMachinePool(nodeadmRef, ""), nodeadm},
+			wantBootstrap: useSecret, wantScript: script,
+			results: []moResult{
+				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap"},
+				{Severity: transformers.Info, Resource: "NodeadmConfig ns/mp"},
+			},
+			words: [][]string{{"no /etc/eks/bootstrap.sh", "NodeadmConfig"}, {"removed"}},
+		},
+		{
+			name: "keep, an empty EKSConfig: left as found", strategy: "keep",
+			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig(" {}\n", "")},
+			wantBootstrap: keptEKS, wantConfig: true,
+		},
+		{
+			name: "keep, but the MachinePool uses the function's Secret: updated", strategy: "keep",
+			docs: []string{mpMachinePool("        dataSecretName: "+ours+"\n", ""),
+				"apiVersion: v1\nkind: Secret\nmetadata:\n  name: " + ours + "\n  namespace: ns\n  annotations:\n    " + transformers.GeneratedAnnotation +
+					": capa-imds\ntype: Opaque\nstringData:\n  value: an old script\n"},
+			wantBootstrap: useSecret, wantScript: script,
+		},
+		{
+			name: "secret, a skipped MachinePool: left as found", strategy: "secret",
+			docs:          []string{mpMachinePool(eksConfigRef, skip), eksConfig(" {}\n", "")},
+			wantBootstrap: keptEKS, wantConfig: true,
+			results: []moResult{{Severity: transformers.Info, Resource: mpRes}},
+			words:   [][]string{{"skipped"}},
+		},
+		{
+			name: "secret, a skipped EKSConfig: the MachinePool uses the Secret, the config stays", strategy: "secret",
+			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig(" {}\n", skip)},
+			wantBootstrap: useSecret, wantScript: script, wantConfig: true,
+			results: []moResult{{Severity: transformers.Info, Resource: cfgRes}},
+			words:   [][]string{{"skipped"}},
+		},
+		{
+			name: "secret, a skipped Secret of that name: the user's, used as it is", strategy: "secret",
+			docs:          []string{mpMachinePool(noBootstrap, ""), secret(skip)},
+			wantBootstrap: useSecretQuoted, wantScript: "my own script",
+			results: []moResult{{Severity: transformers.Info, Resource: secRes}},
+			words:   [][]string{{"skipped"}},
+		},
+		{
+			name: "secret, a foreign Secret of that name: refused", strategy: "secret",
+			docs:          []string{mpMachinePool(noBootstrap, ""), secret("    team: me\n")},
+			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")), wantScript: "my own script",
+			results: []moResult{{Severity: transformers.Error, Resource: secRes}},
+			words:   [][]string{{"not written by capa-imds", "not overwritten"}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			docs := append([]string{mpCluster, mpPool("  instanceType: t3.large\n")}, tc.docs...)
+			in := mpStream(docs...)
+			cfg := mpConfig(t, "  managedMachinePools:\n    bootstrap:\n      strategy: "+tc.strategy+"\n")
+			out, results := transformers.Process(cfg, moRead(t, in))
+			if results.ExitCode() != 0 {
+				out = moRead(t, in)
+			}
+			mp := mpFind(out, "MachinePool", "mp")
+			if d := cmp.Diff(tc.wantBootstrap, mpField(t, mp, "spec", "template", "spec", "bootstrap")); d != "" {
+				t.Errorf("bootstrap (-want +got):\n%s", d)
+			}
+			gotScript := ""
+			if s := mpFind(out, "Secret", ours); s != nil {
+				gotScript = mpField(t, s, "stringData", "value")
+				if gotScript == "<unset>" {
+					gotScript = decodeBase64(t, mpField(t, s, "data", "value"))
+				}
+			}
+			if gotScript != tc.wantScript {
+				t.Errorf("Secret script %q, want %q", gotScript, tc.wantScript)
+			}
+			hasConfig := mpFind(out, "EKSConfig", "mp") != nil || mpFind(out, "NodeadmConfig", "mp") != nil
+			if hasConfig != tc.wantConfig {
+				t.Errorf("bootstrap config in the output: %v, want %v", hasConfig, tc.wantConfig)
+			}
+			// The pool's own conversion warning is TestConvertManagedPool's concern.
+			var rs transformers.Results
+			for _, r := range results {
+				if r.ResourceRef == nil || r.ResourceRef.Kind != "AWSManagedMachinePool" {
+					rs = append(rs, r)
+				}
+			}
+			if d := cmp.Diff(tc.results, moResults(rs)); d != "" {
+				t.Errorf("results (-want +got):\n%s\n%s", d, rs)
+			}
+			moCheckMessages(t, rs, tc.words)
+		})
+	}
+}
+
+func decodeBase64(t *testing.T, s string) string {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatalf("data.value %q: %v", s, err)
+	}
+	return string(b)
+}
