@@ -35,13 +35,14 @@ As a KRM function (kustomize transformers, kpt fn render, Argo CD plugins):
   capa-imds < resource-list.yaml > resource-list.yaml
 
 Standalone, on plain manifests (for example clusterctl generate cluster output):
-  capa-imds [--audit] CONFIG [FILE... | -]
+  capa-imds [--audit] CONFIG FILE...     (FILE - reads stdin)
   clusterctl generate cluster c1 --flavor eks-managedmachinepool | capa-imds imds.yaml -
 
 Standalone mode prints the changed manifests on stdout and every warning and error on
-stderr. On any error it prints nothing on stdout and exits 1. With --audit (or
-spec.mode: audit) nothing is changed: it exits 1 when anything is not compliant, and
-prints the manifests unchanged when everything is.
+stderr. On any error it prints nothing on stdout and exits 1 (2 for a usage error).
+With --audit (or spec.mode: audit) nothing is changed: it exits 1 when anything is not
+compliant or the input holds no resources, and prints the manifests unchanged when
+everything is compliant.
 
 Flags:
   --audit     report non-compliant resources and fail; change nothing
@@ -54,7 +55,7 @@ The config (CONFIG, or the ResourceList's functionConfig):
 func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Command {
 	var audit, showVersion bool
 	cmd := &cobra.Command{
-		Use:           "capa-imds [--audit] [CONFIG [FILE... | -]]",
+		Use:           "capa-imds [--audit] [CONFIG FILE...]",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.ArbitraryArgs,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -606,7 +607,31 @@ func TestStandaloneAudit(t *testing.T) {
 				t.Errorf("stderr (-want +got):\n%s", d)
 			}
 		})
+		// `kustomize build . | capa-imds --audit imds.yaml -` sees no input when kustomize
+		// fails: the gate must not pass it.
+		for _, empty := range []string{"", "---\n", "# nothing\n"} {
+			t.Run(tc.name+fmt.Sprintf(", empty input %q: exit 1", empty), func(t *testing.T) {
+				got := runCLI(t, empty, append(tc.args, "-")...)
+				if got.code != 1 || got.stdout != "" {
+					t.Errorf("exit %d, stdout %q; want exit 1 and no output", got.code, got.stdout)
+				}
+				if !strings.Contains(got.stderr, "the input holds no resources") || !strings.Contains(got.stderr, "pipefail") {
+					t.Errorf("stderr does not say why:\n%s", got.stderr)
+				}
+			})
+		}
 	}
+	t.Run("enforce mode passes empty input through", func(t *testing.T) {
+		if got := runCLI(t, "", p["config.yaml"], "-"); got.code != 0 || got.stdout != "" {
+			t.Errorf("exit %d, stdout %q; want 0 and nothing", got.code, got.stdout)
+		}
+	})
+	t.Run("a ResourceList in audit mode with no items fails", func(t *testing.T) {
+		rl := "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems: []\nfunctionConfig:\n" + indent(cliAuditConfig)
+		if got := runCLI(t, rl); got.code != 1 || !strings.Contains(got.stderr, "the input holds no resources") {
+			t.Errorf("exit %d, stderr:\n%s", got.code, got.stderr)
+		}
+	})
 }
 
 func TestHelpAndVersion(t *testing.T) {
@@ -617,7 +642,7 @@ func TestHelpAndVersion(t *testing.T) {
 				t.Errorf("exit %d, want 0", got.code)
 			}
 			for _, w := range []string{
-				"capa-imds [--audit] CONFIG [FILE... | -]", "--audit", "--version",
+				"capa-imds [--audit] CONFIG FILE...", "--audit", "--version",
 				"apiVersion: fn.capa-imds.dev/v1alpha1", "kind: IMDSConfig",
 				"httpTokens: required", "httpPutResponseHopLimit: 2", "1..64", "httpEndpoint: enabled",
 				"instanceMetadataTags: disabled", "httpProtocolIpv6", "strategy: auto", "ConfigMap",

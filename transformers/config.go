@@ -169,7 +169,7 @@ func LoadConfig(node *yaml.RNode) (*Config, error) {
 	if node == nil || yaml.IsMissingOrNull(node) || (node.YNode().Kind == yaml.MappingNode && len(node.YNode().Content) == 0) {
 		return nil, &ConfigError{Source: "functionConfig", Msg: "missing: supply an " + ConfigKind +
 			" (apiVersion " + ConfigAPIVersion + ") as the ResourceList's functionConfig, as the first argument in standalone mode" +
-			" (capa-imds CONFIG [FILE...]), or as a kustomize transformer / kpt configPath; `capa-imds --help` shows the reference"}
+			" (capa-imds CONFIG FILE...), or as a kustomize transformer / kpt configPath; `capa-imds --help` shows the reference"}
 	}
 	if node.YNode().Kind != yaml.MappingNode {
 		return nil, &ConfigError{Source: "functionConfig", Msg: "must be a mapping (an " + ConfigKind + " or a v1 ConfigMap)"}

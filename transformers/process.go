@@ -192,6 +192,12 @@ func (r *run) changed(o *object, field string, current, proposed any, msg string
 // when any result is an error the caller must emit no items. In audit mode the items
 // come back unchanged.
 func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
+	if cfg.Mode == ModeAudit && len(items) == 0 {
+		// A gate that passes nothing would pass a failed render: `kustomize build | capa-imds
+		// --audit` sees empty input when kustomize fails and the shell has no pipefail.
+		return items, Results{{Severity: Error, Message: "audit: the input holds no resources, so there is nothing to vouch for; " +
+			"check that the step producing it succeeded (in a shell pipe, set -o pipefail)"}}
+	}
 	work := items
 	if cfg.Mode == ModeAudit {
 		work = make([]*yaml.RNode, len(items))
