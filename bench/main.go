@@ -47,9 +47,9 @@ func main() {
 	noopBin := flag.String("noop", "bin/noopfn", "the no-op function binary")
 	kustomizeBin := flag.String("kustomize", "", "a kustomize binary for the kustomize comparison (empty: skip it)")
 	sizesFlag := flag.String("sizes", "20:31,100:21,1000:11,10000:5,100000:2", "resources:repetitions for the function/no-op comparison")
-	// kustomize build at 10,000 resources takes minutes per build on 2 cores: add 10000:1
-	// through BENCHFLAGS for the full comparison.
-	kustSizes := flag.String("kustomize-sizes", "1000:3", "resources:repetitions for the kustomize comparison")
+	// kustomize build at 10,000 resources takes minutes per build on 2 cores (even without
+	// any function), so that size runs once.
+	kustSizes := flag.String("kustomize-sizes", "1000:3,10000:1", "resources:repetitions for the kustomize comparison")
 	out := flag.String("out", "", "markdown file whose generated section is replaced (empty: print only)")
 	work := flag.String("work", "", "working directory for generated inputs (default: a temporary directory)")
 	gen := flag.Int("gen", -1, "only write a ResourceList of this many resources to stdout")

@@ -272,7 +272,7 @@ func checkItems(items []*yaml.RNode, where string) error {
 			return fmt.Errorf("%s: item %d is not a resource: a resource is a mapping with apiVersion, kind and metadata, found a %s",
 				where, i, kindName(y))
 		}
-		if scalarAt(y, "kind") == kio.ResourceListKind && strings.HasPrefix(scalarAt(y, "apiVersion"), "config.kubernetes.io/") {
+		if it.GetKind() == kio.ResourceListKind && strings.HasPrefix(it.GetApiVersion(), "config.kubernetes.io/") {
 			return fmt.Errorf("%s: holds a ResourceList: give it to capa-imds on stdin with no arguments (KRM function mode), "+
 				"not as a FILE; standalone mode takes plain manifests", where)
 		}
@@ -290,15 +290,6 @@ func kindName(n *yaml.Node) string {
 		return "YAML alias"
 	}
 	return "document"
-}
-
-func scalarAt(m *yaml.Node, key string) string {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.ScalarNode {
-			return m.Content[i+1].Value
-		}
-	}
-	return ""
 }
 
 func readConfig(path string, stdin io.Reader, budget *inputBudget) (*yaml.RNode, error) {

@@ -68,6 +68,17 @@ func hostileCases() []hostileCase {
 			code: exitError, stderr: []string{"reading the ResourceList", "expected MappingNode"}},
 		{name: "list-document/standalone", modes: saMode, stream: func() string { return "- a\n- b\n" },
 			code: exitError, stderr: []string{"capa-imds: error:"}},
+		// Found by FuzzWrite: kyaml hands on the key and value of an items mapping as two
+		// items, and its own writer panics on them.
+		{name: "items-is-a-mapping/rl", modes: rlMode, raw: func() []byte {
+			return []byte("kind: ResourceList\nfunctionConfig: {apiVersion: fn.capa-imds.dev/v1alpha1, kind: IMDSConfig}\nitems:\n 0:\n -")
+		}, code: exitError, stderr: []string{"items: item 0 is not a resource", "found a scalar"}},
+		{name: "scalar-item/rl", modes: rlMode, raw: func() []byte {
+			return []byte("kind: ResourceList\nfunctionConfig: {apiVersion: fn.capa-imds.dev/v1alpha1, kind: IMDSConfig}\nitems: [a, {kind: X}]\n")
+		}, code: exitError, stderr: []string{"items: item 0 is not a resource"}},
+		{name: "resourcelist-as-a-file/standalone", modes: saMode, stream: func() string {
+			return string(hostileResourceList(machineDoc))
+		}, code: exitError, stderr: []string{"stdin: holds a ResourceList", "no arguments"}},
 
 		// --- Size ---
 		{name: "50MB-scalar/rl", modes: rlMode, big: true, raw: func() []byte { return bytes.Repeat([]byte("a"), 50<<20) },
