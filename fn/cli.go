@@ -152,15 +152,9 @@ func resourceListMode(stdin io.Reader, stdout, stderr io.Writer) int {
 // size, presizes the buffer: the output is about as large.
 func writeResourceList(stdout, stderr io.Writer, items []*yaml.RNode, fnConfig *yaml.RNode, results transformers.Results, sizeHint int64) int {
 	// Results always come from this run: results that came in with the input are stale.
-	var resultsNode *yaml.RNode
-	if len(results) > 0 {
-		b, err := yaml.Marshal(results)
-		if err != nil {
-			return fail(stderr, err)
-		}
-		if resultsNode, err = yaml.Parse(string(b)); err != nil {
-			return fail(stderr, err)
-		}
+	resultsNode, err := resultsToNode(results)
+	if err != nil {
+		return fail(stderr, err)
 	}
 	if items == nil {
 		items = []*yaml.RNode{}
@@ -178,6 +172,19 @@ func writeResourceList(stdout, stderr io.Writer, items []*yaml.RNode, fnConfig *
 		return fail(stderr, err)
 	}
 	return code
+}
+
+// resultsToNode builds the results' node straight from the values, as yaml.Marshal
+// followed by yaml.Parse would, without the text in between; nil for no results.
+func resultsToNode(results transformers.Results) (*yaml.RNode, error) {
+	if len(results) == 0 {
+		return nil, nil
+	}
+	var n yaml.Node
+	if err := n.Encode(results); err != nil {
+		return nil, fmt.Errorf("encoding the results: %w", err)
+	}
+	return yaml.NewRNode(&n), nil
 }
 
 // orchestratorAnnotations are what readers and orchestrators add; none may leak into a

@@ -9,7 +9,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/capa-imds/capa-imds/internal/resourcelist"
+	"github.com/capa-imds/capa-imds/transformers"
 )
 
 // The CLI is tested in-process through run, the same function main calls, so exit codes,
@@ -690,5 +694,63 @@ func TestUsageErrorsExit2(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tc.want, got.stderr)
 			}
 		})
+	}
+}
+
+// resultsToNode must write what yaml.Marshal then yaml.Parse wrote: the results every
+// golden case reports, and values of every type and style a result can carry.
+func TestResultsToNodeMatchesMarshalAndParse(t *testing.T) {
+	var all transformers.Results
+	dirs, _ := filepath.Glob("../transformers/testdata/golden/*")
+	for _, d := range dirs {
+		cfgText, err1 := os.ReadFile(filepath.Join(d, "config.yaml"))
+		in, err2 := os.ReadFile(filepath.Join(d, "input.yaml"))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		cfgNode, err := yaml.Parse(string(cfgText))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := transformers.LoadConfig(cfgNode)
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		items, err := (&kio.ByteReader{Reader: bytes.NewReader(in), OmitReaderAnnotations: true}).Read()
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		_, results := transformers.Process(cfg, items)
+		all = append(all, results...)
+	}
+	if len(all) < 50 {
+		t.Fatalf("only %d results from the golden cases", len(all))
+	}
+	all = append(all, &transformers.Result{Message: "two\nlines: and # a colon", Severity: transformers.Warning,
+		Field: &transformers.Field{Path: "a", CurrentValue: map[string]any{"httpTokens": "optional", "n": int64(1)}, ProposedValue: "yes"}},
+		&transformers.Result{Message: "'quoted' \"both\" ${VAR} 007", Severity: transformers.Error, File: &transformers.File{Path: "x.yaml", Index: 3},
+			Field: &transformers.Field{Path: "b", CurrentValue: int64(2), ProposedValue: []string{"a", "b"}}})
+
+	write := func(results *yaml.RNode) string {
+		var b bytes.Buffer
+		if err := resourcelist.Write(&b, nil, nil, results); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	text, err := yaml.Marshal(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := yaml.Parse(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := resultsToNode(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(write(parsed), write(direct)); d != "" {
+		t.Errorf("results differ (-marshal and parse +resultsToNode):\n%s", d)
 	}
 }
