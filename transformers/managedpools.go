@@ -285,6 +285,10 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 	}
 	referenced := map[objKey]bool{}
 	for _, o := range r.objects {
+		// Only Cluster API objects (MachinePool, Machine, MachineSet...) reference bootstrap configs.
+		if !isClusterAPIGroup(o.group) || o.removed {
+			continue
+		}
 		for _, path := range [][]string{{"spec", "template", "spec", "bootstrap", "configRef"}, {"spec", "bootstrap", "configRef"}} {
 			if k, ok := refKey(lookup(o.node.YNode(), path...), o.ns()); ok {
 				referenced[k] = true

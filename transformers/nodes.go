@@ -137,15 +137,16 @@ func stringNode(v string) *yaml.Node {
 }
 
 // plainWord reports that every YAML 1.1 reader takes v for a string: it starts with a
-// letter, holds only letters, digits and "-_./", and is none of YAML 1.1's boolean and
-// null words. (Numbers, timestamps, .inf and .nan start with a digit, sign or dot.)
+// letter, holds only letters, digits and "-_./+=" (names, and base64 such as a Secret's
+// data), and is none of YAML 1.1's boolean and null words. (Numbers, timestamps, .inf
+// and .nan start with a digit, sign or dot.)
 func plainWord(v string) bool {
 	if v == "" || !isASCIILetter(v[0]) {
 		return false
 	}
 	for i := 1; i < len(v); i++ {
 		c := v[i]
-		if !isASCIILetter(c) && (c < '0' || c > '9') && c != '-' && c != '_' && c != '.' && c != '/' {
+		if !isASCIILetter(c) && (c < '0' || c > '9') && c != '-' && c != '_' && c != '.' && c != '/' && c != '+' && c != '=' {
 			return false
 		}
 	}

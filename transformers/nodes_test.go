@@ -41,7 +41,8 @@ func TestDuplicateKey(t *testing.T) {
 func FuzzPlainWord(f *testing.F) {
 	for _, s := range []string{"required", "enabled", "AmazonLinux2023", "t3.large", "capi-imds-eks-bootstrap", "v1", "Secret",
 		"y", "Y", "yes", "No", "ON", "off", "true", "False", "null", "NULL", "e5", "Inf", "NaN", ".inf", "0x10", "1e3", "0755",
-		"2001-12-14", "a:b", "a b", "a#b", "~", "<<", "x/y", "_", "a.b.c", "fleet-000/c00000"} {
+		"2001-12-14", "a:b", "a b", "a#b", "~", "<<", "x/y", "_", "a.b.c", "fleet-000/c00000", "=", "a=", "a+b", "y=", "n+",
+		"IyEvYmluL2Jhc2ggLXhlCi9ldGMvZWtzL2Jvb3RzdHJhcC5zaCBkZWZhdWx0X2NhcGktaW1kcy1jb250cm9sLXBsYW5l", "YWJj+/==", "e+5", "E=1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
@@ -55,7 +56,8 @@ func TestPlainWord(t *testing.T) {
 	for v, want := range map[string]bool{
 		"required": true, "AmazonLinux": true, "t3.large": true, "fleet-000": true, "a/b_c.d-e": true,
 		"": false, "yes": false, "On": false, "NULL": false, "0755": false, "1.33": false, ".inf": false,
-		"${CLUSTER_NAME}": false, "a b": false, "a:b": false, "IyE+": false,
+		"IyEvYmluL2Jhc2g=": true, "a+b/c=": true,
+		"${CLUSTER_NAME}": false, "a b": false, "a:b": false, "+ab": false, "=": false,
 	} {
 		if got := plainWord(v); got != want {
 			t.Errorf("plainWord(%q) = %v, want %v", v, got, want)
