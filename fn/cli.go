@@ -129,7 +129,7 @@ func resourceListMode(stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(stderr, errors.New("stdin is not a ResourceList (kind: ResourceList); "+
 			"to run on plain manifests use standalone mode: capa-imds CONFIG FILE... (- for stdin)"))
 	}
-	if err := checkItems(items, "items"); err != nil {
+	if err := transformers.CheckResources(items, "items"); err != nil {
 		return fail(stderr, err)
 	}
 	cfg, err := transformers.LoadConfig(rw.FunctionConfig)
@@ -247,7 +247,7 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 		if err != nil {
 			return fail(stderr, fmt.Errorf("%s: %w", name, err))
 		}
-		if err := checkItems(nodes, name); err != nil {
+		if err := transformers.CheckResources(nodes, name); err != nil {
 			return fail(stderr, err)
 		}
 		items = append(items, nodes...)
@@ -267,36 +267,6 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 		return fail(stderr, err)
 	}
 	return exitOK
-}
-
-// checkItems refuses input that is not a list of resources. kyaml hands on whatever the
-// items hold (the keys and values of a mapping, bare scalars), and code that takes every
-// item for a resource can then only fail deep inside, or not at all.
-func checkItems(items []*yaml.RNode, where string) error {
-	for i, it := range items {
-		y := it.YNode()
-		if y.Kind != yaml.MappingNode {
-			return fmt.Errorf("%s: item %d is not a resource: a resource is a mapping with apiVersion, kind and metadata, found a %s",
-				where, i, kindName(y))
-		}
-		if it.GetKind() == kio.ResourceListKind && strings.HasPrefix(it.GetApiVersion(), "config.kubernetes.io/") {
-			return fmt.Errorf("%s: holds a ResourceList: give it to capa-imds on stdin with no arguments (KRM function mode), "+
-				"not as a FILE; standalone mode takes plain manifests", where)
-		}
-	}
-	return nil
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		return "scalar"
-	case yaml.AliasNode:
-		return "YAML alias"
-	}
-	return "document"
 }
 
 func readConfig(path string, stdin io.Reader, budget *inputBudget) (*yaml.RNode, error) {

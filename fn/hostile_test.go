@@ -72,7 +72,7 @@ func hostileCases() []hostileCase {
 		// items, and its own writer panics on them.
 		{name: "items-is-a-mapping/rl", modes: rlMode, raw: func() []byte {
 			return []byte("kind: ResourceList\nfunctionConfig: {apiVersion: fn.capa-imds.dev/v1alpha1, kind: IMDSConfig}\nitems:\n 0:\n -")
-		}, code: exitError, stderr: []string{"items: item 0 is not a resource", "found a scalar"}},
+		}, code: exitError, stderr: []string{"items: item 0 is not a resource", "found the integer 0"}},
 		{name: "scalar-item/rl", modes: rlMode, raw: func() []byte {
 			return []byte("kind: ResourceList\nfunctionConfig: {apiVersion: fn.capa-imds.dev/v1alpha1, kind: IMDSConfig}\nitems: [a, {kind: X}]\n")
 		}, code: exitError, stderr: []string{"items: item 0 is not a resource"}},

@@ -34,14 +34,20 @@ spec:
   version: v1.31.0
 `
 
-// mpMachinePool is the pool's MachinePool; boot is its bootstrap block, indented under
-// "bootstrap:", and annotations, when set, its metadata.annotations block.
-func mpMachinePool(boot, annotations string) string {
-	meta := "  name: mp\n  namespace: ns\n"
+// nsMeta is the metadata block of a resource in namespace ns; annotations, when set, is
+// its indented annotations block.
+func nsMeta(name, annotations string) string {
+	meta := "metadata:\n  name: " + name + "\n  namespace: ns\n"
 	if annotations != "" {
 		meta += "  annotations:\n" + annotations
 	}
-	return "apiVersion: cluster.x-k8s.io/v1beta1\nkind: MachinePool\nmetadata:\n" + meta + `spec:
+	return meta
+}
+
+// mpMachinePool is the pool's MachinePool; boot is its bootstrap block, indented under
+// "bootstrap:", and annotations, when set, its metadata.annotations block.
+func mpMachinePool(boot, annotations string) string {
+	return "apiVersion: cluster.x-k8s.io/v1beta1\nkind: MachinePool\n" + nsMeta("mp", annotations) + `spec:
   clusterName: c1
   template:
     spec:
@@ -228,11 +234,7 @@ func TestBootstrapStrategies(t *testing.T) {
 		skip         = "    " + transformers.SkipAnnotation + ": \"true\"\n"
 	)
 	eksConfig := func(spec, annotations string) string {
-		meta := "  name: mp\n  namespace: ns\n"
-		if annotations != "" {
-			meta += "  annotations:\n" + annotations
-		}
-		return "apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\nkind: EKSConfig\nmetadata:\n" + meta + "spec:" + spec
+		return "apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\nkind: EKSConfig\n" + nsMeta("mp", annotations) + "spec:" + spec
 	}
 	nodeadm := "apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\nkind: NodeadmConfig\nmetadata:\n  name: mp\n  namespace: ns\nspec: {}\n"
 	secret := func(annotations string) string {

@@ -188,6 +188,25 @@ func (r *run) changed(o *object, field string, current, proposed any, msg string
 	r.changes = append(r.changes, change{obj: o, field: field, current: current, proposed: proposed, msg: msg})
 }
 
+// CheckResources refuses input that is not a list of resources; where names the input.
+// kyaml hands on whatever a ResourceList's items hold (the keys and values of a mapping,
+// bare scalars), and code that takes every item for a resource can then only fail deep
+// inside, or not at all. A ResourceList among plain manifests is refused too: it belongs
+// on stdin, in KRM function mode.
+func CheckResources(items []*yaml.RNode, where string) error {
+	for i, it := range items {
+		if y := it.YNode(); y.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: item %d is not a resource (a mapping with apiVersion, kind and metadata): found %s",
+				where, i, describeNode(y))
+		}
+		if it.GetKind() == "ResourceList" && strings.HasPrefix(it.GetApiVersion(), "config.kubernetes.io/") {
+			return fmt.Errorf("%s: holds a ResourceList: give it to capa-imds on stdin with no arguments (KRM function mode), "+
+				"not as a FILE; standalone mode takes plain manifests", where)
+		}
+	}
+	return nil
+}
+
 // Process runs the function over items. It returns the output items and the results;
 // when any result is an error the caller must emit no items. In audit mode the items
 // come back unchanged.

@@ -23,11 +23,7 @@ spec:
 `
 
 func tplDeployment(name, annotations string) string {
-	meta := "  name: " + name + "\n  namespace: ns\n"
-	if annotations != "" {
-		meta += "  annotations:\n" + annotations
-	}
-	return "apiVersion: cluster.x-k8s.io/v1beta1\nkind: MachineDeployment\nmetadata:\n" + meta + `spec:
+	return "apiVersion: cluster.x-k8s.io/v1beta1\nkind: MachineDeployment\n" + nsMeta(name, annotations) + `spec:
   clusterName: c1
   template:
     spec:
