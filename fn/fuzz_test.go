@@ -92,21 +92,26 @@ func FuzzResourceList(f *testing.F) {
 	f.Add([]byte("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nfunctionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  data:\n    httpTokens: required\nitems:\n- apiVersion: infrastructure.cluster.x-k8s.io/v1beta2\n  kind: AWSMachine\n  metadata:\n    name: m\n"))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > maxFuzzInput {
-			return
-		}
-		code, stdout, stderr := runWithTimeout(t, fuzzTimeout, nil, data)
-		checkFuzzRun(t, rlMode, code, stdout, stderr)
-		if code != exitOK {
-			return
-		}
-		// Idempotency: the function's own output is a fixed point.
-		code2, stdout2, stderr2 := runWithTimeout(t, fuzzTimeout, nil, []byte(stdout))
-		if code2 != exitOK {
-			t.Fatalf("second run over the output exits %d:\n%s\n--- first output:\n%s", code2, stderr2, truncate(stdout, 4000))
-		}
-		sameItems(t, rlMode, stdout, stdout2)
+		fuzzRun(t, rlMode, nil, data)
 	})
+}
+
+// fuzzRun runs the function on data, checks the protocol, and on success runs it again on
+// its own output, which must be a fixed point (the function is idempotent).
+func fuzzRun(t *testing.T, mode hostileMode, args []string, data []byte) {
+	if len(data) > maxFuzzInput {
+		return
+	}
+	code, stdout, stderr := runWithTimeout(t, fuzzTimeout, args, data)
+	checkFuzzRun(t, mode, code, stdout, stderr)
+	if code != exitOK {
+		return
+	}
+	code2, stdout2, stderr2 := runWithTimeout(t, fuzzTimeout, args, []byte(stdout))
+	if code2 != exitOK {
+		t.Fatalf("second run over the output exits %d:\n%s\n--- first output:\n%s", code2, stderr2, truncate(stdout, 4000))
+	}
+	sameItems(t, mode, stdout, stdout2)
 }
 
 func FuzzStandalone(f *testing.F) {
@@ -126,20 +131,7 @@ func FuzzStandalone(f *testing.F) {
 	f.Add(fleet.Stream(fleet.CAPAPerUnit)) // one cluster's CAPA objects, comments and placeholders
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > maxFuzzInput {
-			return
-		}
-		args := []string{cfgPath, "-"}
-		code, stdout, stderr := runWithTimeout(t, fuzzTimeout, args, data)
-		checkFuzzRun(t, saMode, code, stdout, stderr)
-		if code != exitOK {
-			return
-		}
-		code2, stdout2, stderr2 := runWithTimeout(t, fuzzTimeout, args, []byte(stdout))
-		if code2 != exitOK {
-			t.Fatalf("second run over the output exits %d:\n%s\n--- first output:\n%s", code2, stderr2, truncate(stdout, 4000))
-		}
-		sameItems(t, saMode, stdout, stdout2)
+		fuzzRun(t, saMode, []string{cfgPath, "-"}, data)
 	})
 }
 
