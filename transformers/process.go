@@ -247,11 +247,12 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
 
 	// A resource the function reads must mean the same to every reader.
 	for _, o := range r.objects {
-		if !strings.HasSuffix(o.group, clusterGroup) {
+		if !isClusterAPIGroup(o.group) {
 			continue
 		}
 		if field, dup := duplicateKey(o.node.YNode()); dup {
-			r.errorf(o, field, "duplicate key: the function would edit the first and the API server keeps the last; remove one")
+			r.errorf(o, field, "duplicate key: the function would edit the first, and a decoder that keeps the last "+
+				"(kubectl, the API server without strict validation) would drop the edit; remove one")
 		}
 	}
 	if r.results.ExitCode() != 0 {
