@@ -251,8 +251,8 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
 			continue
 		}
 		if field, dup := duplicateKey(o.node.YNode()); dup {
-			r.errorf(o, field, "duplicate key: the function would edit the first, and a decoder that keeps the last "+
-				"(kubectl, the API server without strict validation) would drop the edit; remove one")
+			r.errorf(o, field, "duplicate key: readers disagree on which value counts (the function would edit the first, "+
+				"a reader that keeps the last would drop the edit, strict ones refuse the resource); remove one")
 		}
 	}
 	if r.results.ExitCode() != 0 {
