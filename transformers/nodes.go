@@ -305,8 +305,8 @@ const maxDepth = 1000
 
 // duplicateKey finds a mapping key that appears twice in n and returns its field path.
 // yaml.v3 keeps both pairs in a node tree, so the function would edit the first while
-// the API server's decoder keeps the last: a resource whose meaning depends on the
-// reader must be refused, not edited.
+// other readers keep the last or refuse the resource: a resource whose meaning depends
+// on the reader must be refused, not edited.
 func duplicateKey(n *yaml.Node) (string, bool) {
 	var path []string
 	var walk func(n *yaml.Node, depth int) bool
