@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 IMAGE   ?= ghcr.io/capa-imds/capa-imds:$(VERSION)
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: build test example bench fuzz lint image release clean
+.PHONY: build test example bench fuzz lint image release clean clients test-clients install
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./fn
@@ -53,6 +53,15 @@ lint:
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
+# capa-imds, and the same binary as clusterctl-imds: clusterctl runs clusterctl-<name> from
+# PATH as `clusterctl <name>`, so `clusterctl imds CONFIG FILE...` works. Not
+# clusterctl-capa-imds: clusterctl turns a dash inside a command word into an underscore.
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/capa-imds
+	ln -sf capa-imds $(DESTDIR)$(PREFIX)/bin/clusterctl-imds
+
 release:
 	rm -rf dist && mkdir -p dist
 	for p in $(PLATFORMS); do \
@@ -61,6 +70,29 @@ release:
 	    -o dist/capa-imds_$${os}_$${arch} ./fn || exit 1; \
 	done
 	cd dist && sha256sum capa-imds_* > SHA256SUMS
+
+# The real clients the documented flows run under, each built once from its pinned module in
+# tools/ (or the main module, for kustomize) into bin/clients/: a binary that exists is not
+# rebuilt (rm -rf bin/clients to rebuild). Cold on 2 cores: see docs/integrations.md.
+CLIENTS := bin/clients
+clients: $(CLIENTS)/helm3 $(CLIENTS)/helm4 $(CLIENTS)/clusterctl $(CLIENTS)/kustomize
+$(CLIENTS)/helm3:
+	cd tools/helm3 && v=$$($(GO) list -m -f '{{.Version}}' helm.sh/helm/v3) && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$$v" \
+	  -o $(abspath $@) helm.sh/helm/v3/cmd/helm
+$(CLIENTS)/helm4:
+	cd tools/helm4 && v=$$($(GO) list -m -f '{{.Version}}' helm.sh/helm/v4) && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$$v" \
+	  -o $(abspath $@) helm.sh/helm/v4/cmd/helm
+$(CLIENTS)/clusterctl:
+	cd tools/clusterctl && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(abspath $@) sigs.k8s.io/cluster-api/cmd/clusterctl
+$(CLIENTS)/kustomize:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ sigs.k8s.io/kustomize/kustomize/v5
+
+# Every documented client flow end to end (helm 3 and 4, clusterctl, kustomize, kpt and
+# podman where installed), on the built binary and bin/clients/.
+test-clients: build clients
+	CAPA_IMDS_CLIENTS=$(abspath $(CLIENTS)) $(GO) test -count=1 -v -run '^TestClients' ./tests/
 
 clean:
 	rm -rf bin dist
