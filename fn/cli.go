@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -44,16 +45,33 @@ With --audit (or spec.mode: audit) nothing is changed: it exits 1 when anything 
 compliant or the input holds no resources, and prints the manifests unchanged when
 everything is compliant.
 
+Standalone mode ends with a one-line summary on stderr of what it changed, added and
+removed. It refuses input with no resources (a failed step earlier in a pipe, or
+"capa-imds imds.yaml c.yaml > c.yaml", where the shell empties c.yaml first).
+
 Flags:
-  --audit     report non-compliant resources and fail; change nothing
-  --version   print the version
-  -h, --help  this help
+  --audit           report non-compliant resources and fail; change nothing
+  --namespace NS    the namespace the manifests will be applied to, for resources that set
+                    none (helm template -n, an Argo CD destination, kubectl apply -n);
+                    overrides spec.namespace of the config
+  --output FILE     standalone: write the result to FILE (atomically, only on success)
+                    instead of stdout
+  --version         print the version
+  -h, --help        this help
 
 The config (CONFIG, or the ResourceList's functionConfig):
 `
 
+// options are the command line's settings beyond the config.
+type options struct {
+	audit     bool
+	namespace string
+	output    string
+}
+
 func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Command {
-	var audit, showVersion bool
+	var showVersion bool
+	var opts options
 	cmd := &cobra.Command{
 		Use:           "capa-imds [--audit] [CONFIG FILE...]",
 		SilenceErrors: true,
@@ -67,21 +85,31 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 				fmt.Fprintln(stdout, "capa-imds", version)
 				return nil
 			}
+			if opts.namespace != "" {
+				if err := transformers.ValidateNamespace(opts.namespace); err != nil {
+					return usageError("--namespace: " + err.Error())
+				}
+			}
 			if len(args) == 0 {
-				if audit {
+				if opts.audit {
 					return usageError("--audit needs a CONFIG and FILEs (in a ResourceList, set spec.mode: audit)")
 				}
-				*exit = resourceListMode(stdin, stdout, stderr)
+				if opts.output != "" {
+					return usageError("--output is for standalone mode (capa-imds CONFIG FILE...); a KRM function writes stdout")
+				}
+				*exit = resourceListMode(opts, stdin, stdout, stderr)
 				return nil
 			}
-			*exit = standaloneMode(args[0], args[1:], audit, stdin, stdout, stderr)
+			*exit = standaloneMode(args[0], args[1:], opts, stdin, stdout, stderr)
 			return nil
 		},
 	}
 	cmd.SetIn(stdin)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	cmd.Flags().BoolVar(&audit, "audit", false, "report non-compliant resources and fail; change nothing")
+	cmd.Flags().BoolVar(&opts.audit, "audit", false, "report non-compliant resources and fail; change nothing")
+	cmd.Flags().StringVar(&opts.namespace, "namespace", "", "the namespace the manifests will be applied to, for resources that set none")
+	cmd.Flags().StringVar(&opts.output, "output", "", "standalone: write the result to this file, atomically and only on success")
 	cmd.Flags().BoolVar(&showVersion, "version", false, "print the version")
 	cmd.SetHelpFunc(func(*cobra.Command, []string) {
 		fmt.Fprint(stdout, usageText+indent(transformers.ConfigReference()))
@@ -114,7 +142,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 
 // resourceListMode implements the KRM function protocol. Output is built in memory and
 // written only when complete, so a failure never leaves a partial ResourceList behind.
-func resourceListMode(stdin io.Reader, stdout, stderr io.Writer) int {
+func resourceListMode(opts options, stdin io.Reader, stdout, stderr io.Writer) int {
 	budget := &inputBudget{left: maxInputBytes}
 	// kyaml buffers the input itself; reading through the budget avoids a second copy.
 	rw := &kio.ByteReadWriter{Reader: budget.reader(stdin, "stdin"), KeepReaderAnnotations: true}
@@ -141,6 +169,9 @@ func resourceListMode(stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return writeResourceList(stdout, stderr, nil, rw.FunctionConfig, transformers.Results{res}, 0)
 	}
+	if opts.namespace != "" {
+		cfg.Namespace = opts.namespace
+	}
 	out, results := transformers.Process(cfg, items)
 	if results.ExitCode() != 0 {
 		out = nil
@@ -166,8 +197,9 @@ func writeResourceList(stdout, stderr io.Writer, items []*yaml.RNode, fnConfig *
 	if err := resourcelist.Write(&buf, items, fnConfig, resultsNode); err != nil {
 		return fail(stderr, fmt.Errorf("writing the ResourceList: %w", err))
 	}
-	// kustomize discards stdout and results on failure and shows only stderr.
-	code := report(stderr, results, transformers.Error)
+	// kustomize and Argo CD show stderr and nothing else: results in the ResourceList are
+	// discarded on failure and never shown on success, so warnings go to stderr too.
+	code := report(stderr, results, transformers.Warning, "")
 	if _, err := stdout.Write(buf.Bytes()); err != nil {
 		return fail(stderr, err)
 	}
@@ -195,7 +227,7 @@ var orchestratorAnnotations = []string{
 	kioutil.InternalAnnotationsMigrationResourceIDAnnotation,
 }
 
-func standaloneMode(configPath string, files []string, audit bool, stdin io.Reader, stdout, stderr io.Writer) int {
+func standaloneMode(configPath string, files []string, opts options, stdin io.Reader, stdout, stderr io.Writer) int {
 	budget := &inputBudget{left: maxInputBytes}
 	cfgNode, err := readConfig(configPath, stdin, budget)
 	if err != nil {
@@ -205,8 +237,11 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if audit {
+	if opts.audit {
 		cfg.Mode = transformers.ModeAudit
+	}
+	if opts.namespace != "" {
+		cfg.Namespace = opts.namespace
 	}
 	if len(files) == 0 {
 		return fail(stderr, usageError("no input: name one or more FILEs, or - for stdin"))
@@ -231,7 +266,6 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 			if err != nil {
 				return fail(stderr, err)
 			}
-			defer file.Close()
 			in = file
 		}
 		r := kio.ByteReader{
@@ -241,6 +275,9 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 			SetAnnotations:    map[string]string{kioutil.PathAnnotation: name},
 		}
 		nodes, err := r.Read()
+		if c, ok := in.(io.Closer); ok && f != "-" {
+			_ = c.Close() // read whole: a long list of FILEs must not hold every one open
+		}
 		if err := budget.err(); err != nil {
 			return fail(stderr, err)
 		}
@@ -253,20 +290,68 @@ func standaloneMode(configPath string, files []string, audit bool, stdin io.Read
 		items = append(items, nodes...)
 	}
 
-	out, results := transformers.Process(cfg, items)
-	code := report(stderr, results, transformers.Warning)
-	if code != exitOK {
-		return code
+	if len(items) == 0 && cfg.Mode == transformers.ModeEnforce {
+		// Empty output from empty input would pass for success: a failed render in front of
+		// a pipe, or `capa-imds imds.yaml c.yaml > c.yaml`, which empties c.yaml first.
+		return fail(stderr, errors.New("the input holds no resources: nothing to enforce. Check that the step producing it "+
+			"succeeded (in a shell pipe, set -o pipefail); to rewrite a file in place use --output FILE"))
+	}
+
+	out, results, summary := transformers.ProcessReport(cfg, items)
+	if results.ExitCode() != 0 {
+		return report(stderr, results, transformers.Warning, "")
 	}
 	var buf bytes.Buffer
 	w := kio.ByteWriter{Writer: &buf, ClearAnnotations: orchestratorAnnotations}
 	if err := w.Write(out); err != nil {
 		return fail(stderr, fmt.Errorf("writing the output: %w", err))
 	}
-	if _, err := stdout.Write(buf.Bytes()); err != nil {
-		return fail(stderr, err)
+	if opts.output != "" {
+		if err := writeFileAtomic(opts.output, buf.Bytes()); err != nil {
+			return fail(stderr, err)
+		}
+	} else if _, err := stdout.Write(buf.Bytes()); err != nil {
+		return fail(stderr, fmt.Errorf("writing stdout: %w", err))
 	}
-	return exitOK
+	done := ""
+	if cfg.Mode == transformers.ModeEnforce {
+		done = summary.String()
+	}
+	return report(stderr, results, transformers.Warning, done)
+}
+
+// writeFileAtomic replaces path with data, or leaves it as it was: a temporary file in
+// the same directory, synced, then renamed over it. The file keeps its mode.
+func writeFileAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".capa-imds-*")
+	if err != nil {
+		return fmt.Errorf("--output %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	if _, err := tmp.Write(data); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), mode)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("--output %s: %w", path, err)
+	}
+	return nil
 }
 
 func readConfig(path string, stdin io.Reader, budget *inputBudget) (*yaml.RNode, error) {
@@ -350,8 +435,9 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 }
 
 // report prints results at or above minSeverity to stderr, one line each, then a summary
-// line when there is anything to say. It returns the exit code the results call for.
-func report(stderr io.Writer, results transformers.Results, minSeverity transformers.Severity) int {
+// line when there is anything to say, or always when done (what the run did) is set. It
+// returns the exit code the results call for.
+func report(stderr io.Writer, results transformers.Results, minSeverity transformers.Severity, done string) int {
 	rank := map[transformers.Severity]int{transformers.Info: 0, "": 0, transformers.Warning: 1, transformers.Error: 2}
 	counts := map[transformers.Severity]int{}
 	for _, r := range results {
@@ -360,9 +446,13 @@ func report(stderr io.Writer, results transformers.Results, minSeverity transfor
 			fmt.Fprintln(stderr, formatResult(r))
 		}
 	}
-	if counts[transformers.Error] > 0 || (counts[transformers.Warning] > 0 && minSeverity != transformers.Error) {
-		fmt.Fprintf(stderr, "capa-imds: %s, %s, %s\n",
-			plural(counts[transformers.Error], "error"), plural(counts[transformers.Warning], "warning"), plural(counts[transformers.Info], "info"))
+	tally := fmt.Sprintf("%s, %s, %s",
+		plural(counts[transformers.Error], "error"), plural(counts[transformers.Warning], "warning"), plural(counts[transformers.Info], "info"))
+	switch {
+	case done != "":
+		fmt.Fprintf(stderr, "capa-imds: %s; %s\n", done, tally)
+	case counts[transformers.Error] > 0 || (counts[transformers.Warning] > 0 && minSeverity != transformers.Error):
+		fmt.Fprintf(stderr, "capa-imds: %s\n", tally)
 	}
 	if results.ExitCode() != 0 {
 		return exitError

@@ -451,8 +451,9 @@ metadata:
 			t.Errorf("stdout contains %q:\n%s", leak, got.stdout)
 		}
 	}
-	if got.stderr != "" {
-		t.Errorf("stderr not empty:\n%s", got.stderr)
+	// One line, what the run did: nothing else happened.
+	if want := "capa-imds: changed 1 (1 AWSMachine), added 0, removed 0; 0 errors, 0 warnings, 0 info\n"; got.stderr != want {
+		t.Errorf("stderr %q, want %q", got.stderr, want)
 	}
 }
 
@@ -491,7 +492,7 @@ spec:
 	want := []string{
 		"warning: " + p["in.yaml"] + ": AWSMachinePool ns/p spec.awsLaunchTemplate.metadataOptions:",
 		"warning: " + p["in.yaml"] + ": AWSMachinePool ns/p spec.awsLaunchTemplate.instanceMetadataOptions.bogus:",
-		"capa-imds: 0 errors, 2 warnings, 1 info",
+		"capa-imds: changed 1 (1 AWSMachinePool), added 0, removed 0; 0 errors, 2 warnings, 1 info",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("stderr has %d lines, want %d:\n%s", len(lines), len(want), got.stderr)
@@ -625,9 +626,9 @@ func TestStandaloneAudit(t *testing.T) {
 			})
 		}
 	}
-	t.Run("enforce mode passes empty input through", func(t *testing.T) {
-		if got := runCLI(t, "", p["config.yaml"], "-"); got.code != 0 || got.stdout != "" {
-			t.Errorf("exit %d, stdout %q; want 0 and nothing", got.code, got.stdout)
+	t.Run("enforce mode refuses empty input too", func(t *testing.T) {
+		if got := runCLI(t, "", p["config.yaml"], "-"); got.code != 1 || got.stdout != "" || !strings.Contains(got.stderr, "the input holds no resources") {
+			t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, and why", got.code, got.stdout, got.stderr)
 		}
 	})
 	t.Run("a ResourceList in audit mode with no items fails", func(t *testing.T) {

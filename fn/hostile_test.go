@@ -53,10 +53,13 @@ func hostileCases() []hostileCase {
 		// --- Empty and non-YAML input ---
 		{name: "empty/rl", modes: rlMode, raw: func() []byte { return nil },
 			code: exitError, stderr: []string{"not a ResourceList"}},
-		{name: "empty/standalone", modes: saMode, stream: func() string { return "" }, passThru: true},
+		// Empty output for empty input would pass a failed render for success.
+		{name: "empty/standalone", modes: saMode, stream: func() string { return "" },
+			code: exitError, stderr: []string{"the input holds no resources", "--output FILE"}},
 		{name: "only-separator/rl", modes: rlMode, raw: func() []byte { return []byte("---\n") },
 			code: exitError, stderr: []string{"not a ResourceList"}},
-		{name: "only-separators/standalone", modes: saMode, stream: func() string { return "---\n---\n---\n" }, passThru: true},
+		{name: "only-separators/standalone", modes: saMode, stream: func() string { return "---\n---\n---\n" },
+			code: exitError, stderr: []string{"the input holds no resources"}},
 		{name: "binary-bytes/rl", modes: rlMode, raw: func() []byte { return []byte("\x00\x01\x02\xff\xfe{[:\x7f\n\t- ]}") },
 			code: exitError, stderr: []string{"capa-imds: error:"}},
 		{name: "binary-bytes/standalone", modes: saMode, stream: func() string { return "\x00\x01\x02\xff\xfe{[:\x7f\n\t- ]}" },

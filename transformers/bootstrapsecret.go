@@ -2,11 +2,7 @@ package transformers
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"reflect"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -44,224 +40,34 @@ type generatedSecret struct {
 	skipped bool
 }
 
-func (r *run) bootstrap(machinePool *object, mp *managedPool) {
-	mpNode := machinePool.node.YNode()
-	if _, err := mapAt(mpNode, "spec", "template", "spec", "bootstrap"); err != nil {
-		r.errorf(machinePool, fieldOf(err), "%s", msgOf(err))
-		return
-	}
-	boot := lookup(mpNode, "spec", "template", "spec", "bootstrap")
-	configRef := valueOf(boot, "configRef")
-	dataSecretName := scalarField(boot, "dataSecretName")
-	refK, hasRef := refKey(configRef, machinePool.ns())
-	const bootField = "spec.template.spec.bootstrap"
-
-	strategy := r.cfg.BootstrapStrategy
-	if dataSecretName != "" {
-		if s := r.index[objKey{"", "Secret", machinePool.ns(), dataSecretName}]; s != nil && s.annotation(GeneratedAnnotation) == generatedBy {
-			strategy = BootstrapSecret // ours from an earlier run: update it
-		}
-	}
-	if strategy == BootstrapAuto {
-		strategy = r.autoStrategy(machinePool, configRef, hasRef, refK, dataSecretName)
-	}
-	looksAL2023, why := r.looksAL2023(machinePool, mp, hasRef, refK)
-	if strategy == BootstrapKeep {
-		return // checkBootstrapOverwrites flags a configRef beside a dataSecretName
-	}
-
-	if looksAL2023 {
-		r.warnf(machinePool, bootField, "the pool's image likely has no /etc/eks/bootstrap.sh (%s; only Amazon Linux 2 images have it), "+
-			"so nodes started with the bootstrap Secret would not join: use strategy keep with the image's own bootstrap "+
-			"(a NodeadmConfig for Amazon Linux 2023), or an AL2 image", why)
-	}
-	eksName, ok := r.eksClusterName(machinePool)
-	if !ok {
-		return
-	}
-	secretName := r.ensureSecret(machinePool, eksName)
-	if secretName == "" {
-		return
-	}
-
-	b, err := ensurePath(mpNode, "", "spec", "template", "spec", "bootstrap")
-	if err != nil {
-		r.errorf(machinePool, fieldOf(err), "%s", msgOf(err))
-		return
-	}
-	if configRef != nil {
-		removeKey(b, "configRef")
-		r.changed(machinePool, bootField+".configRef", configRef, nil,
-			"configRef is set: Cluster API would overwrite dataSecretName from it")
-		if hasRef {
-			r.detachedConfigs[refK] = machinePool
-		}
-	}
-	if setScalar(b, "dataSecretName", secretName, false) {
-		r.changed(machinePool, bootField+".dataSecretName", nilIfEmpty(dataSecretName), secretName, "")
-	}
-}
-
-// autoStrategy uses the Secret only where nothing is lost: no bootstrap at all, or an
-// EKSConfig with an empty spec (the default bootstrap.sh call is exactly what it renders).
-func (r *run) autoStrategy(machinePool *object, configRef *yaml.Node, hasRef bool, refK objKey, dataSecretName string) BootstrapStrategy {
-	const bootField = "spec.template.spec.bootstrap"
-	switch {
-	case configRef == nil && dataSecretName == "":
-		return BootstrapSecret
-	case configRef == nil:
-		r.infof(machinePool, bootField+".dataSecretName", "bootstrap kept: dataSecretName names the user's own Secret %q", dataSecretName)
-		return BootstrapKeep
-	case !hasRef:
-		r.infof(machinePool, bootField+".configRef", "bootstrap kept: configRef has no kind and name")
-		return BootstrapKeep
-	}
-	cfgObj := r.index[refK]
-	switch {
-	case refK.kind == "NodeadmConfig":
-		r.infof(machinePool, bootField+".configRef", "bootstrap kept: a NodeadmConfig bootstraps Amazon Linux 2023, "+
-			"whose images have no /etc/eks/bootstrap.sh")
-		return BootstrapKeep
-	case refK.kind != "EKSConfig" || refK.group != bootstrapGroup:
-		r.infof(machinePool, bootField+".configRef", "bootstrap kept: configRef is a %s, not an EKSConfig", refK.kind)
-		return BootstrapKeep
-	case cfgObj == nil:
-		r.infof(machinePool, bootField+".configRef", "bootstrap kept: EKSConfig %s is not in the input, so it cannot be "+
-			"checked for settings a static script would lose; set strategy secret to replace it anyway", refK.name)
-		return BootstrapKeep
-	}
-	if settings := nonEmptyKeys(lookup(cfgObj.node.YNode(), "spec")); len(settings) > 0 {
-		r.infof(machinePool, bootField+".configRef", "bootstrap kept: EKSConfig %s sets %s, which a static bootstrap script "+
-			"would lose; set strategy secret to replace it anyway", refK.name, strings.Join(settings, ", "))
-		return BootstrapKeep
-	}
-	return BootstrapSecret
-}
-
-func nonEmptyKeys(m *yaml.Node) []string {
-	var keys []string
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		v := m.Content[i+1]
-		if isNull(v) || (v.Kind != yaml.ScalarNode && len(v.Content) == 0) {
-			continue
-		}
-		keys = append(keys, m.Content[i].Value)
-	}
-	return keys
-}
-
-var minorVersion = regexp.MustCompile(`^v?1\.(\d+)(\.|$)`)
-
-// looksAL2023 tells whether nodes would boot an image without bootstrap.sh: Amazon Linux
-// 2023 (EKS ships no AL2 images from Kubernetes 1.33 on), Bottlerocket or Windows.
-func (r *run) looksAL2023(machinePool *object, mp *managedPool, hasRef bool, refK objKey) (bool, string) {
-	if mp.al2023 {
-		return true, "its AMI type or lookup type is AL2023"
-	}
-	if strings.HasPrefix(mp.amiType, "BOTTLEROCKET") || strings.HasPrefix(mp.amiType, "WINDOWS") {
-		return true, "its AMI type was " + mp.amiType
-	}
-	if hasRef && refK.kind == "NodeadmConfig" {
-		return true, "its bootstrap config is a NodeadmConfig"
-	}
-	v := scalarField(machinePool.node.YNode(), "spec", "template", "spec", "version")
-	if m := minorVersion.FindStringSubmatch(v); m != nil {
-		if minor, _ := strconv.Atoi(m[1]); minor >= 33 {
-			return true, "Kubernetes " + v + " has no AL2 images"
-		}
-	}
-	return false, ""
-}
-
-// eksClusterName is the name CAPA gives the EKS cluster, as it will be after the
-// AWSManagedControlPlane webhook defaulted it.
-func (r *run) eksClusterName(machinePool *object) (string, bool) {
-	if r.cfg.EKSClusterName != "" {
-		return r.cfg.EKSClusterName, true
-	}
-	fix := "set spec.managedMachinePools.bootstrap.eksClusterName in the IMDSConfig"
-	clusterName := scalarField(machinePool.node.YNode(), "spec", "clusterName")
-	if clusterName == "" {
-		r.errorf(machinePool, "spec.clusterName", "missing: the EKS cluster name cannot be derived; %s", fix)
-		return "", false
-	}
-	cp, problem := r.controlPlaneOf(machinePool)
-	if cp == nil {
-		r.errorf(machinePool, "spec.clusterName", "%s, so the EKS cluster name cannot be derived; %s", problem, fix)
-		return "", false
-	}
-	if name := scalarField(cp.node.YNode(), "spec", "eksClusterName"); name != "" {
-		if err := validateEKSClusterName(name); err != nil {
-			r.errorf(cp, "spec.eksClusterName", "%v", err)
-			return "", false
-		}
-		return name, true
-	}
-	ns := cp.namespace
-	template := hasPlaceholder(cp.name) || hasPlaceholder(clusterName) || hasPlaceholder(machinePool.name)
-	if ns == "" {
-		if template {
-			ns = namespacePlaceholder // clusterctl substitutes it with the target namespace
-		} else {
-			ns = defaultNamespace
-			r.infof(cp, "metadata.namespace", "no namespace: taken to be %q for the EKS cluster name; "+
-				"`kubectl apply -n` would change the namespace, and the name with it", defaultNamespace)
-		}
-	}
-	name, templated := deriveEKSClusterName(cp.name, ns)
-	if err := validateEKSClusterName(name); err != nil {
-		r.errorf(cp, "metadata.name", "derived EKS cluster name is unusable: %v; %s", err, fix)
-		return "", false
-	}
-	if templated {
-		r.warnf(cp, "metadata.name", "the EKS cluster name %s holds placeholders: CAPA hashes names of 100 characters or more and "+
-			"replaces dots in the control plane name, which cannot be applied before clusterctl substitutes them; "+
-			"keep the substituted name short and free of dots, or set eksClusterName", name)
-	}
-	return name, true
-}
-
-// controlPlaneOf follows the MachinePool's clusterName to the Cluster and its
-// AWSManagedControlPlane. When one is missing it says which.
-func (r *run) controlPlaneOf(machinePool *object) (*object, string) {
-	clusterName := scalarField(machinePool.node.YNode(), "spec", "clusterName")
-	if clusterName == "" {
-		return nil, "spec.clusterName is missing"
-	}
-	cluster := r.index[objKey{clusterGroup, "Cluster", machinePool.ns(), clusterName}]
-	if cluster == nil {
-		return nil, fmt.Sprintf("Cluster %q is not in the input", clusterName)
-	}
-	cpKey, ok := refKey(lookup(cluster.node.YNode(), "spec", "controlPlaneRef"), cluster.ns())
-	if !ok || cpKey.kind != "AWSManagedControlPlane" {
-		return nil, fmt.Sprintf("Cluster %q has no AWSManagedControlPlane controlPlaneRef", clusterName)
-	}
-	cp := r.index[cpKey]
-	if cp == nil {
-		return nil, fmt.Sprintf("AWSManagedControlPlane %q (the control plane of Cluster %q) is not in the input", cpKey.name, clusterName)
-	}
-	return cp, ""
-}
-
 // ensureSecret creates or updates the bootstrap Secret for the MachinePool.
 // It returns the Secret's name, or "" after reporting why there is none.
-func (r *run) ensureSecret(machinePool *object, eksName string) string {
+func (r *run) ensureSecret(machinePool *object, eksName string, st bootstrapState) string {
 	clusterName := scalarField(machinePool.node.YNode(), "spec", "clusterName")
 	name := r.cfg.SecretName
-	if name == "" {
+	switch {
+	case st.ours && (name == "" || name == st.secret.name):
+		// The MachinePool already uses ours: a new name would orphan it.
+		name = st.secret.name
+	case name == "":
 		if clusterName == "" {
 			r.errorf(machinePool, "spec.clusterName", "missing: the bootstrap Secret is named after it; set it, or set secretName")
 			return ""
 		}
-		name = clusterName + "-eks-bootstrap"
+		base := clusterName
+		// kustomize may have renamed the Cluster: its current name is the one it keeps.
+		if cluster, _, _ := r.controlPlaneOf(machinePool); cluster != nil {
+			base = cluster.name
+		}
+		name = base + "-eks-bootstrap"
 		if !validSecretName(name) {
 			r.errorf(machinePool, "spec.clusterName", "%q is not usable in a Secret name: the bootstrap Secret would be %q, "+
-				"which is not a lowercase RFC 1123 subdomain of at most 253 characters; fix the cluster name, or set secretName", clusterName, name)
+				"which is not a lowercase RFC 1123 subdomain of at most 253 characters; fix the cluster name, or set secretName", base, name)
 			return ""
 		}
+	}
+	if st.ours && name != st.secret.name {
+		r.detachedConfigs[st.secret] = machinePool
 	}
 	script := bootstrapScript(eksName)
 	key := objKey{"", "Secret", machinePool.ns(), name}
@@ -274,28 +80,35 @@ func (r *run) ensureSecret(machinePool *object, eksName string) string {
 		}
 		return name
 	}
-	existing := r.index[key]
+	existing, _, _ := r.resolve(key, machinePool)
 	if existing != nil && r.skipped(existing) {
 		r.secrets[key] = &generatedSecret{obj: existing, script: script, cluster: clusterName, skipped: true}
 		return name
 	}
-	fresh := newBootstrapSecret(name, machinePool.namespace, script)
 	switch {
 	case existing != nil && existing.annotation(GeneratedAnnotation) != generatedBy:
 		r.errorf(existing, "", "a Secret named %s is already in the input and was not written by capa-imds: it is not overwritten. "+
 			"Remove it, or set secretName to another name", name)
 		return ""
 	case existing != nil:
-		// Left byte for byte as the orchestrator formatted it unless its content differs;
-		// then rebuilt from scratch, keeping where the orchestrator placed it.
-		if !sameIgnoringOrchestrator(existing.node, fresh) {
-			r.changed(existing, "data.value", currentScript(existing.node), script, "")
-			copyOrchestratorAnnotations(existing.node, fresh)
-			existing.node.SetYNode(fresh.YNode())
+		// Only the script is the function's: labels, annotations and other keys a user or an
+		// orchestrator added stay as they are, and so does the form the script is in (data,
+		// or stringData in a clusterctl template, which clusterctl substituted).
+		if current := currentScript(existing.node); current != any(script) {
+			field := "data.value"
+			if lookup(existing.node.YNode(), "stringData", "value") != nil {
+				field = "stringData.value"
+			}
+			r.changed(existing, field, current, script, "")
+			if err := setSecretScript(existing.node.YNode(), script); err != nil {
+				r.errorf(existing, fieldOf(err), "%s", msgOf(err))
+				return ""
+			}
 		}
 		r.secrets[key] = &generatedSecret{obj: existing, script: script, cluster: clusterName}
 	default:
-		o := newObject(fresh)
+		fresh := newBootstrapSecret(name, machinePool.namespace, script)
+		o := newObject(fresh, machinePool.defNS)
 		r.placeNear(machinePool, fresh)
 		r.added[machinePool] = append(r.added[machinePool], o)
 		r.index[key] = o
@@ -306,33 +119,39 @@ func (r *run) ensureSecret(machinePool *object, eksName string) string {
 	return name
 }
 
-// sameIgnoringOrchestrator compares two resources by value: kustomize sorts keys and adds
-// its own id annotation, and kpt orders its annotations its own way.
-func sameIgnoringOrchestrator(a, b *yaml.RNode) bool {
-	decode := func(n *yaml.RNode) any {
-		c := n.Copy()
-		for k := range c.GetAnnotations() {
-			if isOrchestratorAnnotation(k) {
-				_ = c.PipeE(yaml.ClearAnnotation(k))
-			}
-		}
-		j, err := c.MarshalJSON()
+// setSecretScript writes the script into a Secret this function wrote earlier, in the
+// form it has: stringData where it has it (or where the script holds placeholders, which
+// base64 would freeze), data otherwise.
+func setSecretScript(secret *yaml.Node, script string) error {
+	useStringData := lookup(secret, "stringData", "value") != nil || hasPlaceholder(script)
+	if useStringData {
+		sd, err := ensureMap(secret, "stringData", "stringData")
 		if err != nil {
-			return nil
+			return err
 		}
-		var v any
-		if err := json.Unmarshal(j, &v); err != nil {
-			return nil
+		v := stringNode(script)
+		if strings.Contains(script, "\n") {
+			v.Style = yaml.LiteralStyle
 		}
-		return v
+		setNode(sd, "value", v)
+		if data := valueOf(secret, "data"); data != nil && data.Kind == yaml.MappingNode {
+			removeKey(data, "value")
+		}
+		return nil
 	}
-	return reflect.DeepEqual(decode(a), decode(b))
+	data, err := ensureMap(secret, "data", "data")
+	if err != nil {
+		return err
+	}
+	setNode(data, "value", stringNode(base64.StdEncoding.EncodeToString([]byte(script))))
+	return nil
 }
 
-// currentScript is what a Secret from an earlier run holds, for the audit finding.
+// currentScript is what a Secret from an earlier run holds: stringData wins over data, as
+// the API server merges them.
 func currentScript(n *yaml.RNode) any {
-	if v := scalarField(n.YNode(), "stringData", "value"); v != "" {
-		return v
+	if v := lookup(n.YNode(), "stringData", "value"); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
 	}
 	b, err := base64.StdEncoding.DecodeString(scalarField(n.YNode(), "data", "value"))
 	if err != nil {
@@ -371,32 +190,6 @@ func newBootstrapSecret(name, namespace, script string) *yaml.RNode {
 		keyNode(dataKey), {Kind: yaml.MappingNode, Tag: yaml.NodeTagMap, Content: []*yaml.Node{keyNode("value"), valueNode}},
 	}}
 	return yaml.NewRNode(root)
-}
-
-// orchestratorPrefixes mark annotations that kpt and kustomize use to track resources.
-var orchestratorPrefixes = []string{"internal.config.kubernetes.io/", "config.kubernetes.io/", "config.k8s.io/", "kustomize.config.k8s.io/"}
-
-func isOrchestratorAnnotation(k string) bool {
-	for _, p := range orchestratorPrefixes {
-		if strings.HasPrefix(k, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func copyOrchestratorAnnotations(from, to *yaml.RNode) {
-	a := from.GetAnnotations()
-	keys := make([]string, 0, len(a))
-	for k := range a {
-		if isOrchestratorAnnotation(k) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		_ = to.PipeE(yaml.SetAnnotation(k, a[k]))
-	}
 }
 
 // placeNear gives a new resource its MachinePool's file, with the next free index in

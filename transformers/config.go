@@ -55,7 +55,11 @@ type ConfigMeta struct {
 }
 
 type ConfigSpec struct {
-	Mode                    Mode                     `json:"mode,omitempty"`
+	Mode Mode `json:"mode,omitempty"`
+	// Namespace is where the manifests will be applied, for resources that set none
+	// (helm template -n, an Argo CD destination, kubectl apply -n): CAPA derives the EKS
+	// cluster name from it.
+	Namespace               string                   `json:"namespace,omitempty"`
 	InstanceMetadataOptions *InstanceMetadataOptions `json:"instanceMetadataOptions,omitempty"`
 	ManagedMachinePools     *ManagedMachinePools     `json:"managedMachinePools,omitempty"`
 	Templates               *TemplatesConfig         `json:"templates,omitempty"`
@@ -86,16 +90,23 @@ type BootstrapConfig struct {
 	Strategy       BootstrapStrategy `json:"strategy,omitempty"`
 	SecretName     string            `json:"secretName,omitempty"`
 	EKSClusterName string            `json:"eksClusterName,omitempty"`
+	// PinEKSClusterName (default true) writes the EKS name the bootstrap script names into
+	// an empty AWSManagedControlPlane.spec.eksClusterName, so a namespace or name prefix
+	// applied later cannot make CAPA create the cluster under another name.
+	PinEKSClusterName *bool `json:"pinEKSClusterName,omitempty"`
 }
 
 // Config is the validated configuration with every default applied.
 type Config struct {
 	Mode Mode
+	// Namespace is the configured target namespace; "" when unknown.
+	Namespace string
 	// Options are written in this order, so output is the same whatever order the user wrote.
 	Options           []Option
 	BootstrapStrategy BootstrapStrategy
 	SecretName        string
 	EKSClusterName    string
+	PinEKSClusterName bool
 	RenameOnChange    bool
 }
 
@@ -134,8 +145,8 @@ const (
 
 // ConfigMap keys, for kpt's inline `configMap:` and for users who prefer a ConfigMap.
 var configMapKeys = []string{
-	"mode", optHTTPTokens, optHopLimit, optHTTPEndpoint, optTags, optIPv6,
-	"bootstrapStrategy", "secretName", "eksClusterName", "renameOnChange",
+	"mode", "namespace", optHTTPTokens, optHopLimit, optHTTPEndpoint, optTags, optIPv6,
+	"bootstrapStrategy", "secretName", "eksClusterName", "pinEKSClusterName", "renameOnChange",
 }
 
 // DefaultConfig is what an empty spec means.
@@ -308,6 +319,8 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 			switch k {
 			case "mode":
 				c.Spec.Mode = Mode(val)
+			case "namespace":
+				c.Spec.Namespace = val
 			case optHTTPTokens:
 				opts.HTTPTokens = val
 			case optHopLimit:
@@ -330,11 +343,16 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 				boot.SecretName = val
 			case "eksClusterName":
 				boot.EKSClusterName = val
-			case "renameOnChange":
+			case "renameOnChange", "pinEKSClusterName":
 				if val != "true" && val != "false" {
 					return nil, &ConfigError{Source: source, Field: field, Msg: fmt.Sprintf("%q is not allowed; allowed: true, false", val)}
 				}
-				c.Spec.Templates = &TemplatesConfig{RenameOnChange: val == "true"}
+				if k == "renameOnChange" {
+					c.Spec.Templates = &TemplatesConfig{RenameOnChange: val == "true"}
+				} else {
+					pin := val == "true"
+					boot.PinEKSClusterName = &pin
+				}
 			default:
 				return nil, &ConfigError{Source: source, Field: field,
 					Msg: fmt.Sprintf("unknown key; allowed: %s", strings.Join(configMapKeys, ", "))}
@@ -370,6 +388,8 @@ func configMapField(f string) string {
 	switch f {
 	case "spec.mode":
 		return "data.mode"
+	case "spec.namespace":
+		return "data.namespace"
 	case "spec.managedMachinePools.bootstrap.strategy":
 		return "data.bootstrapStrategy"
 	}
@@ -382,7 +402,7 @@ func configMapField(f string) string {
 // resolve validates the enums and ranges and applies the defaults.
 func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
 	s := c.Spec
-	cfg := &Config{Mode: s.Mode, BootstrapStrategy: BootstrapAuto}
+	cfg := &Config{Mode: s.Mode, Namespace: s.Namespace, BootstrapStrategy: BootstrapAuto, PinEKSClusterName: true}
 	if cfg.Mode == "" {
 		cfg.Mode = ModeEnforce
 	}
@@ -431,12 +451,20 @@ func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
 		}
 		cfg.SecretName = b.SecretName
 		cfg.EKSClusterName = b.EKSClusterName
+		if b.PinEKSClusterName != nil {
+			cfg.PinEKSClusterName = *b.PinEKSClusterName
+		}
 	}
 	if s.Templates != nil {
 		cfg.RenameOnChange = s.Templates.RenameOnChange
 	}
 	if err := oneOf("spec.managedMachinePools.bootstrap.strategy", string(cfg.BootstrapStrategy), strategies); err != nil {
 		return nil, err
+	}
+	if cfg.Namespace != "" {
+		if err := ValidateNamespace(cfg.Namespace); err != nil {
+			return nil, &ConfigError{Field: "spec.namespace", Msg: err.Error()}
+		}
 	}
 	if cfg.SecretName != "" && !validSecretName(cfg.SecretName) {
 		return nil, &ConfigError{Field: "spec.managedMachinePools.bootstrap.secretName",
@@ -451,6 +479,18 @@ func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
 }
 
 var decimalDigits = regexp.MustCompile(`^[0-9]{1,3}$`)
+
+// namespaceRE is an RFC 1123 label; the length is checked apart.
+var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// ValidateNamespace refuses what cannot name a namespace: it goes into the EKS cluster
+// name, and from there into a shell script.
+func ValidateNamespace(ns string) error {
+	if len(ns) > 63 || !namespaceRE.MatchString(ns) {
+		return fmt.Errorf("%q is not a namespace name (lowercase RFC 1123 label: letters, digits and '-', at most 63 characters)", ns)
+	}
+	return nil
+}
 
 // secretNamePattern is a lowercase RFC 1123 subdomain (dot-separated labels that start
 // and end with a letter or digit), where a clusterctl placeholder such as ${CLUSTER_NAME}
@@ -562,6 +602,7 @@ metadata:
   name: require-imdsv2
 spec:
   mode: enforce                    # enforce (default) | audit: report and fail, change nothing
+  namespace: ""                    # where the manifests will be applied, for resources without one
   instanceMetadataOptions:         # defaults shown; every option is written explicitly
     httpTokens: required           # required | optional
     httpPutResponseHopLimit: 2     # integer 1..64 (2 lets containers reach IMDS)
@@ -573,6 +614,7 @@ spec:
       strategy: auto               # auto | secret | keep
       secretName: ""               # default: <cluster name>-eks-bootstrap
       eksClusterName: ""           # default: derived from the AWSManagedControlPlane as CAPA does
+      pinEKSClusterName: true      # write that name into an empty spec.eksClusterName
   templates:
     renameOnChange: false          # true: rename an AWSMachineTemplate whose existing options change
 

@@ -41,7 +41,7 @@ func defaultOptions() []transformers.Option {
 }
 
 func defaultConfig() *transformers.Config {
-	return &transformers.Config{Mode: transformers.ModeEnforce, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapAuto}
+	return &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapAuto}
 }
 
 func TestLoadConfigEmptySpecMeansDefaults(t *testing.T) {
@@ -126,24 +126,24 @@ func TestLoadConfigPartialSpecKeepsOtherDefaults(t *testing.T) {
 		{
 			name: "audit mode only",
 			in:   configHeader + "spec:\n  mode: audit\n",
-			want: &transformers.Config{Mode: transformers.ModeAudit, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapAuto},
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeAudit, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapAuto},
 		},
 		{
 			name: "hop limit only",
 			in:   configHeader + "spec:\n  instanceMetadataOptions:\n    httpPutResponseHopLimit: 3\n",
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
 				Options: []transformers.Option{str("httpTokens", "required"), hop("3"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
 		},
 		{
 			name: "hop limit lower bound",
 			in:   configHeader + "spec:\n  instanceMetadataOptions:\n    httpPutResponseHopLimit: 1\n",
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
 				Options: []transformers.Option{str("httpTokens", "required"), hop("1"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
 		},
 		{
 			name: "hop limit upper bound",
 			in:   configHeader + "spec:\n  instanceMetadataOptions:\n    httpPutResponseHopLimit: 64\n",
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
 				Options: []transformers.Option{str("httpTokens", "required"), hop("64"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
 		},
 		{
@@ -155,13 +155,13 @@ func TestLoadConfigPartialSpecKeepsOtherDefaults(t *testing.T) {
     instanceMetadataTags: enabled
     httpTokens: optional
 `,
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
 				Options: []transformers.Option{str("httpTokens", "optional"), hop("2"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "enabled"), str("httpProtocolIpv6", "enabled")}},
 		},
 		{
 			name: "httpEndpoint disabled",
 			in:   configHeader + "spec:\n  instanceMetadataOptions:\n    httpEndpoint: disabled\n",
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
 				Options: []transformers.Option{str("httpTokens", "required"), hop("2"), str("httpEndpoint", "disabled"), str("instanceMetadataTags", "disabled")}},
 		},
 		{
@@ -173,13 +173,13 @@ func TestLoadConfigPartialSpecKeepsOtherDefaults(t *testing.T) {
       secretName: ${CLUSTER_NAME}-boot
       eksClusterName: default_capi-imds-control-plane
 `,
-			want: &transformers.Config{Mode: transformers.ModeEnforce, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapSecret,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapSecret,
 				SecretName: "${CLUSTER_NAME}-boot", EKSClusterName: "default_capi-imds-control-plane"},
 		},
 		{
 			name: "templates.renameOnChange",
 			in:   configHeader + "spec:\n  templates:\n    renameOnChange: true\n",
-			want: &transformers.Config{Mode: transformers.ModeEnforce, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapAuto, RenameOnChange: true},
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, Options: defaultOptions(), BootstrapStrategy: transformers.BootstrapAuto, RenameOnChange: true},
 		},
 		{
 			name: "every field set",
@@ -198,8 +198,10 @@ spec:
       strategy: keep
       secretName: ""
       eksClusterName: ""
+      pinEKSClusterName: false
+  namespace: team-a
 `,
-			want: &transformers.Config{Mode: transformers.ModeAudit, BootstrapStrategy: transformers.BootstrapKeep,
+			want: &transformers.Config{Namespace: "team-a", Mode: transformers.ModeAudit, BootstrapStrategy: transformers.BootstrapKeep,
 				Options: append(defaultOptions(), str("httpProtocolIpv6", "disabled"))},
 		},
 	}
@@ -230,13 +232,13 @@ func TestLoadConfigConfigMap(t *testing.T) {
 		{
 			name: "hop limit as a string",
 			in:   cm("  httpPutResponseHopLimit: \"3\"\n"),
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto,
 				Options: []transformers.Option{str("httpTokens", "required"), hop("3"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
 		},
 		{
 			name: "mode and tokens",
 			in:   cm("  mode: audit\n  httpTokens: optional\n"),
-			want: &transformers.Config{Mode: transformers.ModeAudit, BootstrapStrategy: transformers.BootstrapAuto,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeAudit, BootstrapStrategy: transformers.BootstrapAuto,
 				Options: []transformers.Option{str("httpTokens", "optional"), hop("2"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
 		},
 		{
@@ -250,22 +252,24 @@ func TestLoadConfigConfigMap(t *testing.T) {
   bootstrapStrategy: secret
   secretName: my-bootstrap
   eksClusterName: default_c1-control-plane
+  namespace: team-a
+  pinEKSClusterName: "false"
 `),
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapSecret,
+			want: &transformers.Config{Namespace: "team-a", Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapSecret,
 				SecretName: "my-bootstrap", EKSClusterName: "default_c1-control-plane",
 				Options: []transformers.Option{str("httpTokens", "required"), hop("64"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "enabled"), str("httpProtocolIpv6", "enabled")}},
 		},
 		{
 			name: "renameOnChange",
 			in:   cm("  renameOnChange: \"true\"\n  secretName: ${CLUSTER_NAME}.boot-0\n"),
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto, RenameOnChange: true,
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto, RenameOnChange: true,
 				SecretName: "${CLUSTER_NAME}.boot-0",
 				Options:    []transformers.Option{str("httpTokens", "required"), hop("2"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
 		},
 		{
 			name: "secretName of 253 characters",
 			in:   cm("  secretName: " + strings.Repeat("a", 253) + "\n"),
-			want: &transformers.Config{Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto, SecretName: strings.Repeat("a", 253),
+			want: &transformers.Config{PinEKSClusterName: true, Mode: transformers.ModeEnforce, BootstrapStrategy: transformers.BootstrapAuto, SecretName: strings.Repeat("a", 253),
 				Options: []transformers.Option{str("httpTokens", "required"), hop("2"), str("httpEndpoint", "enabled"), str("instanceMetadataTags", "disabled")}},
 		},
 	}
@@ -303,7 +307,7 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 		{"unknown top-level field", configHeader + "metadata:\n  name: c\ndata:\n  x: y\n",
 			"data", []string{`IMDSConfig "c"`, "data: unknown field", "allowed here: apiVersion, kind, metadata, spec"}},
 		{"unknown field in spec", configHeader + "metadata:\n  name: c\nspec:\n  httpTokens: required\n",
-			"spec.httpTokens", []string{"spec.httpTokens: unknown field", "allowed here: mode, instanceMetadataOptions, managedMachinePools"}},
+			"spec.httpTokens", []string{"spec.httpTokens: unknown field", "allowed here: mode, namespace, instanceMetadataOptions, managedMachinePools"}},
 		{"misspelt option", imds("    httpToken: required\n"),
 			"spec.instanceMetadataOptions.httpToken", []string{"unknown field", "httpTokens, httpPutResponseHopLimit, httpEndpoint, instanceMetadataTags, httpProtocolIpv6"}},
 		{"metadataOptions spelling in the config", configHeader + "spec:\n  metadataOptions:\n    httpTokens: required\n",
@@ -311,7 +315,7 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 		{"unknown field under managedMachinePools", configHeader + "spec:\n  managedMachinePools:\n    strategy: secret\n",
 			"spec.managedMachinePools.strategy", []string{"unknown field", "allowed here: bootstrap"}},
 		{"unknown field under bootstrap", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      clusterName: x\n",
-			"spec.managedMachinePools.bootstrap.clusterName", []string{"unknown field", "strategy, secretName, eksClusterName"}},
+			"spec.managedMachinePools.bootstrap.clusterName", []string{"unknown field", "strategy, secretName, eksClusterName, pinEKSClusterName"}},
 
 		{"unknown field under templates", configHeader + "spec:\n  templates:\n    rename: true\n",
 			"spec.templates.rename", []string{"unknown field", "allowed here: renameOnChange"}},
@@ -349,6 +353,12 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 			"spec.instanceMetadataOptions.httpTokens", []string{`IMDSConfig "c"`, "duplicate key"}},
 
 		// Secret names: a lowercase RFC 1123 subdomain.
+		{"namespace not a DNS label", configHeader + "spec:\n  namespace: Team_A\n",
+			"spec.namespace", []string{`"Team_A" is not a namespace name`}},
+		{"namespace of 64 characters", configHeader + "spec:\n  namespace: " + strings.Repeat("a", 64) + "\n",
+			"spec.namespace", []string{"at most 63 characters"}},
+		{"pinEKSClusterName a string", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      pinEKSClusterName: \"no\"\n",
+			"spec.managedMachinePools.bootstrap.pinEKSClusterName", []string{"must be true or false"}},
 		{"secretName ends with a dash", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: bad-\n",
 			"spec.managedMachinePools.bootstrap.secretName", []string{`"bad-" is not a valid Secret name`}},
 		{"secretName with an empty label", configHeader + "spec:\n  managedMachinePools:\n    bootstrap:\n      secretName: a..b\n",
@@ -418,7 +428,7 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 		{"ConfigMap hop limit with spaces", cm("  httpPutResponseHopLimit: \" 3\"\n"),
 			"data.httpPutResponseHopLimit", []string{`" 3" is not an integer in 1..64`}},
 		{"ConfigMap unknown key", cm("  hopLimit: \"2\"\n"),
-			"data.hopLimit", []string{"unknown key", "allowed: mode, httpTokens, httpPutResponseHopLimit, httpEndpoint, instanceMetadataTags, httpProtocolIpv6, bootstrapStrategy, secretName, eksClusterName"}},
+			"data.hopLimit", []string{"unknown key", "allowed: mode, namespace, httpTokens, httpPutResponseHopLimit, httpEndpoint, instanceMetadataTags, httpProtocolIpv6, bootstrapStrategy, secretName, eksClusterName, pinEKSClusterName"}},
 		{"ConfigMap mode outside enum", cm("  mode: audited\n"),
 			"data.mode", []string{`"audited" is not allowed`, "allowed: enforce, audit"}},
 		{"ConfigMap httpTokens outside enum", cm("  httpTokens: Required\n"),

@@ -181,3 +181,147 @@ func splitPlaceholders(s string) ([]nameSegment, error) {
 	}
 	return segs, nil
 }
+
+// eksName is the EKS cluster a MachinePool's nodes must join, and what making it certain
+// takes once the bootstrap Secret is written.
+type eksName struct {
+	name      string
+	cp        *object // the control plane to pin the name into, or nil
+	guessedNS bool    // derived from a namespace nobody set or configured
+	templated bool    // holds clusterctl placeholders
+}
+
+// eksClusterName is the name of the EKS cluster the MachinePool's nodes must join: the
+// one CAPA creates. CAPA's webhook fills an empty spec.eksClusterName once, at creation,
+// from the control plane's name and namespace, both of which kustomize overlays, helm -n,
+// Argo CD destinations and kubectl apply -n can still change after the function ran. So
+// the name the script names is pinned into the control plane (where it is empty, see
+// settle): CAPA then creates the cluster under exactly that name, and a live cluster whose
+// name was derived differently rejects the update loudly ("eksClusterName is different to
+// current cluster name") instead of starting nodes that never join.
+func (r *run) eksClusterName(machinePool *object) (eksName, bool) {
+	fix := "set spec.managedMachinePools.bootstrap.eksClusterName in the IMDSConfig"
+	_, cp, problem := r.controlPlaneOf(machinePool)
+	var current string
+	if cp != nil {
+		current = scalarField(cp.node.YNode(), "spec", "eksClusterName")
+	}
+	if override := r.cfg.EKSClusterName; override != "" {
+		switch {
+		case cp == nil:
+			return eksName{name: override}, true // the control plane is elsewhere: the user names the cluster
+		case current != "" && current != override:
+			r.errorf(cp, "spec.eksClusterName", "is %q, but the IMDSConfig's eksClusterName is %q: the bootstrap script would join "+
+				"a cluster CAPA does not create; make them agree", current, override)
+			return eksName{}, false
+		case current == "" && !r.canPin(cp):
+			if derived, _ := deriveEKSClusterName(cp.name, r.controlPlaneNamespace(cp)); derived != override {
+				r.errorf(cp, "spec.eksClusterName", "unset, so CAPA names the cluster %s, but the IMDSConfig's eksClusterName is %q: "+
+					"the bootstrap script would join another cluster; set spec.eksClusterName to it, or let the function pin it", derived, override)
+				return eksName{}, false
+			}
+		case current == "":
+			return eksName{name: override, cp: cp}, true
+		}
+		return eksName{name: override}, true
+	}
+	if cp == nil {
+		r.errorf(machinePool, "spec.clusterName", "%s, so the EKS cluster name cannot be derived; %s", problem, fix)
+		return eksName{}, false
+	}
+	if current != "" {
+		if err := validateEKSClusterName(current); err != nil {
+			r.errorf(cp, "spec.eksClusterName", "%v", err)
+			return eksName{}, false
+		}
+		return eksName{name: current}, true
+	}
+	ns := r.controlPlaneNamespace(cp)
+	name, templated := deriveEKSClusterName(cp.name, ns)
+	if err := validateEKSClusterName(name); err != nil {
+		r.errorf(cp, "metadata.name", "derived EKS cluster name is unusable: %v; %s", err, fix)
+		return eksName{}, false
+	}
+	return eksName{name: name, cp: cp, templated: templated,
+		guessedNS: cp.namespace == "" && r.cfg.Namespace == "" && !hasPlaceholder(ns)}, true
+}
+
+// settle pins the name, once the Secret naming it exists, and says what is still uncertain.
+func (r *run) settle(n eksName) {
+	if n.cp == nil {
+		return
+	}
+	pinned := r.pin(n.cp, n.name)
+	if n.guessedNS {
+		r.unknownNamespace(n.cp, n.name, pinned)
+	}
+	if n.templated && !pinned {
+		r.warnf(n.cp, "metadata.name", "the EKS cluster name %s holds placeholders: CAPA hashes names of 100 characters or more and "+
+			"replaces dots in the control plane name, which cannot be applied before clusterctl substitutes them; "+
+			"keep the substituted name short and free of dots, or set eksClusterName", n.name)
+	}
+}
+
+func (r *run) canPin(cp *object) bool {
+	return r.cfg.PinEKSClusterName && cp.annotation(SkipAnnotation) != "true"
+}
+
+// controlPlaneNamespace is the namespace CAPA will see the control plane in: its own, the
+// configured target namespace, clusterctl's ${NAMESPACE} in a raw template, or "default".
+func (r *run) controlPlaneNamespace(cp *object) string {
+	switch {
+	case cp.namespace != "":
+		return cp.namespace
+	case r.cfg.Namespace != "":
+		return r.cfg.Namespace
+	case hasPlaceholder(cp.name):
+		return namespacePlaceholder // clusterctl substitutes it with the target namespace
+	}
+	return defaultNamespace
+}
+
+// unknownNamespace reports a name derived from a guessed namespace.
+func (r *run) unknownNamespace(cp *object, name string, pinned bool) {
+	const field = "metadata.namespace"
+	if pinned {
+		r.editf(Warning, cp, field, "no namespace and none configured: pinned spec.eksClusterName to %s (as if in %q), so the nodes "+
+			"join wherever it is applied; to get the name CAPA derives in the target namespace, set spec.namespace in the "+
+			"IMDSConfig or pass --namespace", name, defaultNamespace)
+		return
+	}
+	msg := "no namespace and none configured: the bootstrap script names %s, as if in %q, but CAPA derives the name from the " +
+		"namespace the control plane is applied to (helm -n, an Argo CD destination, kubectl apply -n), and the nodes of any " +
+		"other namespace would never join; set spec.namespace in the IMDSConfig (or --namespace), or pin spec.eksClusterName"
+	if r.cfg.Mode == ModeAudit {
+		r.errorf(cp, field, msg, name, defaultNamespace)
+		return
+	}
+	r.warnf(cp, field, msg, name, defaultNamespace)
+}
+
+// pin writes name into the control plane's empty spec.eksClusterName, once a run. It
+// reports whether the control plane carries the name now.
+func (r *run) pin(cp *object, name string) bool {
+	if prev, ok := r.pinned[cp]; ok {
+		return prev == name
+	}
+	if !r.canPin(cp) || validateEKSClusterName(name) != nil {
+		return false
+	}
+	if err := deAnchor(cp.node); err != nil {
+		r.errorf(cp, "", "%v", err)
+		return false
+	}
+	spec, err := ensurePath(cp.node.YNode(), "", "spec")
+	if err != nil {
+		r.errorf(cp, fieldOf(err), "%s", msgOf(err))
+		return false
+	}
+	r.pinned[cp] = name
+	setScalar(spec, "eksClusterName", name, false)
+	r.changed(cp, "spec.eksClusterName", nil, name, fmt.Sprintf("unset: pin it to %s, the cluster the bootstrap script joins, "+
+		"so a namespace or name change applied later cannot make CAPA name the cluster otherwise", name))
+	r.editf(Info, cp, "spec.eksClusterName", "pinned to %s, the cluster the bootstrap script joins: CAPA fills an empty "+
+		"eksClusterName once, at creation, from the namespace and name it sees then, which may not be these", name)
+	return true
+}

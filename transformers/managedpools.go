@@ -2,7 +2,9 @@ package transformers
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -33,18 +35,52 @@ var amiFamilies = map[string]amiFamily{
 	"AL2023_x86_64_NEURON": {al2023: true},
 }
 
+// imageFamily is what a pool's nodes boot, which decides how they can join.
+type imageFamily int
+
+const (
+	familyAL2    imageFamily = iota // AL2_* or an AmazonLinux lookup: /etc/eks/bootstrap.sh
+	familyAL2023                    // AL2023_* or an AmazonLinux2023 lookup: nodeadm
+	familyCustom                    // ami.id: only the user knows
+	familyOther                     // Bottlerocket, Windows: neither
+)
+
 // managedPool is an AWSManagedMachinePool after conversion.
 type managedPool struct {
 	obj       *object
 	lookup    bool // CAPA looks the image up, which needs the MachinePool's version
 	converted bool
-	al2023    bool
+	family    imageFamily
 	amiType   string // as the pool had it, CAPA's default filled in
+	version   string // the Kubernetes version its nodes run, when known
 }
 
-// convertManagedPool turns the pool into a launch-template pool with amiType CUSTOM.
-// It returns nil, with an error result, when the pool cannot be converted.
-func (r *run) convertManagedPool(o *object) *managedPool {
+// al2023Version reports whether EKS has no Amazon Linux 2 image for the version: it
+// stopped publishing them on 2025-11-26 and has none for Kubernetes 1.33 or later.
+func al2023Version(v string) bool {
+	m := minorVersion.FindStringSubmatch(v)
+	if m == nil {
+		return false
+	}
+	minor, _ := strconv.Atoi(m[1])
+	return minor >= 33
+}
+
+var minorVersion = regexp.MustCompile(`^v?1\.(\d+)(\.|$)`)
+
+// lookupFamilies are CAPA's ami.eksLookupType values.
+var lookupFamilies = map[string]imageFamily{
+	"AmazonLinux":        familyAL2,
+	"AmazonLinuxGPU":     familyAL2,
+	"AmazonLinux2023":    familyAL2023,
+	"AmazonLinux2023GPU": familyAL2023,
+}
+
+// convertManagedPool turns the pool into a launch-template pool with amiType CUSTOM and an
+// explicit image lookup. bootKind is the kind of the MachinePool's bootstrap config ("" for
+// none), version the Kubernetes version its nodes run. It returns nil, with an error
+// result, when the pool cannot be converted.
+func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPool {
 	root := o.node.YNode()
 	if _, err := mapAt(root, "spec", "awsLaunchTemplate", "ami"); err != nil {
 		r.errorf(o, fieldOf(err), "%s", msgOf(err))
@@ -59,41 +95,77 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 	hadLT := !isNull(valueOf(spec, "awsLaunchTemplate"))
 	amiID := scalarField(spec, "awsLaunchTemplate", "ami", "id")
 	lookup := scalarField(spec, "awsLaunchTemplate", "ami", "eksLookupType")
+	raw := hasPlaceholder(o.name)
 
-	mp := &managedPool{obj: o, lookup: amiID == ""}
-	if amiType != "CUSTOM" {
-		written := amiType
-		if amiType == "" {
-			amiType = defaultAMIType
-		}
-		fam, known := amiFamilies[amiType]
-		switch {
-		case amiID != "" || lookup != "":
-			// The user chose the image; nothing to derive.
-		case !known || fam.lookupType == "":
-			r.errorf(o, "spec.amiType", "%s cannot be converted to a launch template: CAPA's AMI lookup (ami.eksLookupType) has no %s image, "+
-				"and IMDSv2 on a managed node group needs a launch template with amiType CUSTOM. Set spec.awsLaunchTemplate.ami.id "+
-				"to the image to use, or skip the pool with the annotation %s: \"true\"", amiType, amiType, SkipAnnotation)
+	mp := &managedPool{obj: o, lookup: amiID == "", version: version, amiType: amiType}
+	if amiType == "" {
+		mp.amiType = defaultAMIType
+	}
+	written := lookup
+	switch {
+	case amiID != "":
+		mp.family = familyCustom
+	case lookup != "":
+		fam, ok := lookupFamilies[lookup]
+		if !ok {
+			r.errorf(o, "spec.awsLaunchTemplate.ami.eksLookupType", "%q is not one of CAPA's lookup types; allowed: AmazonLinux, AmazonLinuxGPU, "+
+				"AmazonLinux2023, AmazonLinux2023GPU", lookup)
 			return nil
 		}
-		mp.al2023 = fam.al2023
-		mp.amiType = amiType
-		if amiID == "" && lookup == "" {
-			lt, _ := ensurePath(spec, "spec", "awsLaunchTemplate", "ami")
-			setScalar(lt, "eksLookupType", fam.lookupType, false)
-			r.changed(o, "spec.awsLaunchTemplate.ami.eksLookupType", nil, fam.lookupType,
-				fmt.Sprintf("no launch template: the pool (amiType %s) cannot require IMDSv2", amiType))
+		mp.family = fam
+	case amiType == "CUSTOM" || amiType == "":
+		// CAPA's lookup without a type, and its default amiType, are Amazon Linux 2. A pool
+		// that said neither and whose nodes cannot boot that (a nodeadm bootstrap, or a
+		// Kubernetes version with no AL2 image) gets AL2023; one that said AL2_* is refused below.
+		lookup, mp.family = "AmazonLinux", familyAL2
+		if bootKind == "NodeadmConfig" || al2023Version(version) {
+			lookup, mp.family = "AmazonLinux2023", familyAL2023
+			r.editf(Warning, o, "spec.awsLaunchTemplate.ami.eksLookupType", "set to AmazonLinux2023: without it CAPA looks up an "+
+				"Amazon Linux 2 image, which %s", map[bool]string{true: "cannot run a NodeadmConfig", false: "EKS does not publish for Kubernetes " + version}[bootKind == "NodeadmConfig"])
+		}
+	default:
+		fam, known := amiFamilies[mp.amiType]
+		if !known || fam.lookupType == "" {
+			r.errorf(o, "spec.amiType", "%s cannot be converted to a launch template: CAPA's AMI lookup (ami.eksLookupType) has no %s image, "+
+				"and IMDSv2 on a managed node group needs a launch template with amiType CUSTOM. Set spec.awsLaunchTemplate.ami.id "+
+				"to the image to use, or skip the pool with the annotation %s: \"true\"", mp.amiType, mp.amiType, SkipAnnotation)
+			return nil
+		}
+		lookup, mp.family = fam.lookupType, familyAL2
+		if fam.al2023 {
+			mp.family = familyAL2023
 		}
 		if fam.arm && scalarField(spec, "instanceType") == "" && scalarField(spec, "awsLaunchTemplate", "instanceType") == "" {
 			r.warnf(o, "spec.awsLaunchTemplate.instanceType", "amiType %s is ARM, but the pool has no instanceType: CAPA takes the "+
-				"image architecture from the launch template's instanceType and looks up an x86_64 image without one; set it", amiType)
+				"image architecture from the launch template's instanceType and looks up an x86_64 image without one; set it", mp.amiType)
 		}
-		setScalar(spec, "amiType", "CUSTOM", false)
-		r.changed(o, "spec.amiType", nilIfEmpty(written), "CUSTOM", "")
-		mp.converted = true
 	}
-	if lookup == "AmazonLinux2023" || lookup == "AmazonLinux2023GPU" {
-		mp.al2023 = true
+	if strings.HasPrefix(mp.amiType, "BOTTLEROCKET") || strings.HasPrefix(mp.amiType, "WINDOWS") {
+		if mp.family == familyCustom {
+			mp.family = familyOther
+		}
+	}
+	if mp.family == familyAL2 && al2023Version(version) {
+		r.errorf(o, "spec.amiType", "an Amazon Linux 2 pool (amiType %s, lookup %s) at Kubernetes %s: EKS publishes no AL2 images for "+
+			"Kubernetes 1.33 or later (and none at all since 2025-11-26), so the pool cannot start. Move it to Amazon Linux 2023: "+
+			"amiType AL2023_x86_64_STANDARD (or eksLookupType AmazonLinux2023) with a NodeadmConfig bootstrap", mp.amiType, lookup, version)
+		return nil
+	}
+	if amiID == "" && written == "" {
+		// Always explicit: CAPA's default lookup is Amazon Linux 2, which is over.
+		ami, err := ensurePath(spec, "spec", "awsLaunchTemplate", "ami")
+		if err != nil {
+			r.errorf(o, fieldOf(err), "%s", msgOf(err))
+			return nil
+		}
+		setScalar(ami, "eksLookupType", lookup, false)
+		r.changed(o, "spec.awsLaunchTemplate.ami.eksLookupType", nil, lookup,
+			fmt.Sprintf("unset: CAPA would look up an Amazon Linux 2 image; the pool (amiType %s) needs %s", mp.amiType, lookup))
+	}
+	if amiType != "CUSTOM" {
+		setScalar(spec, "amiType", "CUSTOM", false)
+		r.changed(o, "spec.amiType", nilIfEmpty(amiType), "CUSTOM", "")
+		mp.converted = true
 	}
 
 	lt, err := ensureMap(spec, "awsLaunchTemplate", "spec.awsLaunchTemplate")
@@ -129,7 +201,8 @@ func (r *run) convertManagedPool(o *object) *managedPool {
 		r.errorf(o, fieldOf(err), "%s", msgOf(err))
 		return nil
 	}
-	if mp.converted {
+	// A raw clusterctl template (names with ${...}) describes new pools: nothing live to replace.
+	if mp.converted && !raw {
 		r.editf(Warning, o, "spec.amiType", "converted to a launch template with amiType CUSTOM: amiType and the presence of awsLaunchTemplate "+
 			"are immutable, so this applies to new pools; replace an existing pool under a new name")
 	}
@@ -193,25 +266,18 @@ func nilIfEmpty(s string) any {
 }
 
 // processManagedPools converts every managed pool, then gives the MachinePools that
-// own converted pools their bootstrap data.
+// own converted pools their bootstrap.
 func (r *run) processManagedPools() {
 	if len(r.managedPools) == 0 {
 		return
 	}
 	owners := r.machinePoolsByInfraRef()
 	for _, o := range r.managedPools {
-		mp := r.convertManagedPool(o)
-		if mp == nil {
-			continue
-		}
-		machinePools := owners[o.key()]
-		switch len(machinePools) {
+		var machinePool *object
+		switch machinePools := owners[o]; len(machinePools) {
 		case 0:
-			if r.cfg.BootstrapStrategy == BootstrapSecret {
-				r.warnf(o, "", "no MachinePool in the input references this pool: its bootstrap Secret could not be set")
-			}
-			continue
 		case 1:
+			machinePool = machinePools[0]
 		default:
 			var names []string
 			for _, m := range machinePools {
@@ -221,94 +287,89 @@ func (r *run) processManagedPools() {
 				len(machinePools), strings.Join(names, ", "))
 			continue
 		}
+		bootKind, version := "", ""
+		if machinePool != nil {
+			if k, ok := refKey(lookup(machinePool.node.YNode(), "spec", "template", "spec", "bootstrap", "configRef"), machinePool.ns()); ok {
+				bootKind = k.kind
+			}
+			version = r.machinePoolVersion(machinePool)
+		}
+		mp := r.convertManagedPool(o, bootKind, version)
+		if mp == nil {
+			continue
+		}
+		if machinePool == nil {
+			if r.cfg.BootstrapStrategy != BootstrapKeep {
+				r.errorf(o, "", "no MachinePool in the input references this pool: with amiType CUSTOM nothing but the MachinePool's "+
+					"bootstrap joins its nodes to the cluster, so they would never join. Run the function on the pool together with "+
+					"its MachinePool (in kustomize, in the kustomization that holds both), or skip the pool with %s: \"true\"", SkipAnnotation)
+			}
+			continue
+		}
 		// A skipped MachinePool keeps its bootstrap and version: the pool's conversion
 		// alone is still right (CAPA puts an EKSConfig's user data in the launch template).
-		if r.skipped(machinePools[0]) {
+		if r.skipped(machinePool) {
 			continue
 		}
 		if mp.lookup {
-			r.ensureVersion(machinePools[0])
+			r.ensureVersion(machinePool)
 		}
-		r.bootstrap(machinePools[0], mp)
+		r.bootstrap(machinePool, mp)
 	}
 	r.removeOrphanedBootstrapConfigs()
 }
 
-// machinePoolsByInfraRef indexes MachinePools by the infrastructure object they use, once,
-// so matching stays linear in the number of resources.
-func (r *run) machinePoolsByInfraRef() map[objKey][]*object {
-	m := map[objKey][]*object{}
-	for _, o := range r.objects {
-		if o.group != clusterGroup || o.kind != "MachinePool" {
-			continue
-		}
-		// The function may edit it: lookups and edits must not go through aliases.
-		if err := deAnchor(o.node); err != nil {
-			r.errorf(o, "", "%v", err)
-			continue
-		}
-		ref := lookup(o.node.YNode(), "spec", "template", "spec", "infrastructureRef")
-		if ref == nil {
-			continue
-		}
-		k, ok := refKey(ref, o.ns())
-		if !ok || k.kind != "AWSManagedMachinePool" || k.group != infraGroup {
-			continue
-		}
-		m[k] = append(m[k], o)
+// machinePoolVersion is the Kubernetes version the pool's nodes run: the MachinePool's, or
+// the control plane's, which ensureVersion copies there.
+func (r *run) machinePoolVersion(machinePool *object) string {
+	if v := scalarField(machinePool.node.YNode(), "spec", "template", "spec", "version"); v != "" {
+		return v
 	}
-	return m
+	if _, cp, _ := r.controlPlaneOf(machinePool); cp != nil {
+		return scalarField(cp.node.YNode(), "spec", "version")
+	}
+	return ""
 }
 
-// refKey reads a Cluster API object reference in either shape: v1beta1 (apiVersion,
-// optional namespace) or v1beta2 (apiGroup, always the referrer's namespace).
-func refKey(ref *yaml.Node, ns string) (objKey, bool) {
-	if ref == nil || ref.Kind != yaml.MappingNode {
-		return objKey{}, false
-	}
-	group := scalarField(ref, "apiGroup")
-	if group == "" {
-		group, _ = splitAPIVersion(scalarField(ref, "apiVersion"))
-	}
-	if refNS := scalarField(ref, "namespace"); refNS != "" {
-		ns = refNS
-	}
-	k := objKey{group: group, kind: scalarField(ref, "kind"), namespace: ns, name: scalarField(ref, "name")}
-	return k, k.kind != "" && k.name != ""
-}
-
-// removeOrphanedBootstrapConfigs drops bootstrap configs whose MachinePool now uses the
-// Secret, once nothing else references them: applied alone they would be dead objects.
+// removeOrphanedBootstrapConfigs drops bootstrap configs whose MachinePool now uses
+// another bootstrap, once nothing else references them: applied alone they would be
+// dead objects.
 func (r *run) removeOrphanedBootstrapConfigs() {
 	if len(r.detachedConfigs) == 0 {
 		return
 	}
-	referenced := map[objKey]bool{}
+	referenced := map[*object]bool{}
 	for _, o := range r.objects {
 		// Only Cluster API objects (MachinePool, Machine, MachineSet...) reference bootstrap configs.
 		if !isClusterAPIGroup(o.group) || o.removed {
 			continue
 		}
-		for _, path := range [][]string{{"spec", "template", "spec", "bootstrap", "configRef"}, {"spec", "bootstrap", "configRef"}} {
-			if k, ok := refKey(lookup(o.node.YNode(), path...), o.ns()); ok {
-				referenced[k] = true
+		for _, boot := range []*yaml.Node{lookup(o.node.YNode(), "spec", "template", "spec", "bootstrap"), lookup(o.node.YNode(), "spec", "bootstrap")} {
+			if k, ok := refKey(valueOf(boot, "configRef"), o.ns()); ok {
+				if target, _, _ := r.resolve(k, o); target != nil {
+					referenced[target] = true
+				}
+			}
+			if name := scalarField(boot, "dataSecretName"); name != "" {
+				if target, _, _ := r.resolve(objKey{"", "Secret", o.ns(), name}, o); target != nil {
+					referenced[target] = true
+				}
 			}
 		}
 	}
-	keys := make([]objKey, 0, len(r.detachedConfigs))
-	for k := range r.detachedConfigs {
-		keys = append(keys, k)
+	configs := make([]*object, 0, len(r.detachedConfigs))
+	for c := range r.detachedConfigs {
+		configs = append(configs, c)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
-	for _, k := range keys {
-		cfgObj := r.index[k]
-		if cfgObj == nil || cfgObj.removed || referenced[k] || r.skipped(cfgObj) {
+	sort.Slice(configs, func(i, j int) bool { return configs[i].key().less(configs[j].key()) })
+	for _, cfgObj := range configs {
+		if cfgObj.removed || referenced[cfgObj] || r.skipped(cfgObj) {
 			continue
 		}
 		cfgObj.removed = true
-		r.changed(cfgObj, "", "present", nil, "would be removed: its MachinePool now takes bootstrap data from the Secret")
-		r.editf(Info, cfgObj, "", "removed: %s now takes its bootstrap data from a Secret and nothing else references this %s",
-			r.detachedConfigs[k].String(), cfgObj.kind)
+		r.changed(cfgObj, "", "present", nil, "would be removed: its MachinePool now takes its bootstrap from elsewhere")
+		r.editf(Info, cfgObj, "", "removed: %s no longer uses this %s and nothing else references it",
+			r.detachedConfigs[cfgObj].String(), cfgObj.kind)
 	}
 }
 
@@ -320,7 +381,7 @@ func (r *run) ensureVersion(machinePool *object) {
 	if scalarField(machinePool.node.YNode(), "spec", "template", "spec", "version") != "" {
 		return
 	}
-	cp, _ := r.controlPlaneOf(machinePool)
+	_, cp, _ := r.controlPlaneOf(machinePool)
 	version := ""
 	if cp != nil {
 		version = scalarField(cp.node.YNode(), "spec", "version")

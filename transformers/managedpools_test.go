@@ -249,6 +249,7 @@ func TestBootstrapStrategies(t *testing.T) {
 	keptNodeadm := "configRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: NodeadmConfig\n  name: mp"
 	cases := []struct {
 		name, strategy string
+		pool           string // the AWSManagedMachinePool's spec; an AL2 pool with an instance type when ""
 		docs           []string
 		wantBootstrap  string // the MachinePool's spec.template.spec.bootstrap
 		wantScript     string // the Secret's script; "" for no Secret
@@ -266,7 +267,7 @@ func TestBootstrapStrategies(t *testing.T) {
 			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig(" {}\n", "")},
 			wantBootstrap: useSecret, wantScript: script,
 			results: []moResult{{Severity: transformers.Info, Resource: cfgRes}},
-			words:   [][]string{{"removed", "nothing else references this EKSConfig"}},
+			words:   [][]string{{"removed", "no longer uses this EKSConfig", "nothing else references it"}},
 		},
 		{
 			name: "auto, an EKSConfig with settings: kept, naming them", strategy: "auto",
@@ -286,8 +287,98 @@ func TestBootstrapStrategies(t *testing.T) {
 			name: "auto, the user's own Secret: kept", strategy: "auto",
 			docs:          []string{mpMachinePool("        dataSecretName: mine\n", "")},
 			wantBootstrap: "dataSecretName: mine",
+			results: []moResult{
+				{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.dataSecretName"},
+				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap.dataSecretName"},
+			},
+			words: [][]string{{"user's own Secret", "mine"}, {`Secret "mine" is not in the input`}},
+		},
+		{
+			name: "auto, the user's own Secret in the input: kept, nothing to say but that", strategy: "auto",
+			docs: []string{mpMachinePool("        dataSecretName: mine\n", ""),
+				"apiVersion: v1\nkind: Secret\nmetadata:\n  name: mine\n  namespace: ns\nstringData:\n  value: x\n"},
+			wantBootstrap: "dataSecretName: mine",
 			results:       []moResult{{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.dataSecretName"}},
 			words:         [][]string{{"user's own Secret", "mine"}},
+		},
+		{
+			name: "auto, an EKSConfig not in the input: kept, with a warning", strategy: "auto",
+			docs:          []string{mpMachinePool(eksConfigRef, "")},
+			wantBootstrap: keptEKS,
+			results: []moResult{
+				{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"},
+				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"},
+			},
+			words: [][]string{{"not in the input"}, {`EKSConfig "mp" is not in the input`}},
+		},
+		{
+			name: "auto, an AL2023 pool with no bootstrap: a new NodeadmConfig", strategy: "auto",
+			pool: "  amiType: AL2023_x86_64_STANDARD\n",
+			docs: []string{mpMachinePool(noBootstrap, "")},
+			// The empty dataSecretName is the user's, and harmless: Cluster API reads it as unset.
+			wantBootstrap: "dataSecretName: \"\"\nconfigRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: NodeadmConfig\n  name: mp",
+			wantConfig:    true,
+			results:       []moResult{{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"}},
+			words:         [][]string{{"added NodeadmConfig mp", "Amazon Linux 2023"}},
+		},
+		{
+			name: "auto, an AL2023 pool with an empty EKSConfig: a NodeadmConfig replaces it", strategy: "auto",
+			pool:          "  amiType: AL2023_ARM_64_STANDARD\n  instanceType: m7g.large\n",
+			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig(" {}\n", "")},
+			wantBootstrap: "configRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: NodeadmConfig\n  name: mp",
+			wantConfig:    true,
+			results: []moResult{
+				{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"},
+				{Severity: transformers.Info, Resource: cfgRes},
+			},
+			words: [][]string{{"added NodeadmConfig mp"}, {"removed", "no longer uses this EKSConfig"}},
+		},
+		{
+			name: "auto, an AL2023 pool with an EKSConfig with settings: refused", strategy: "auto",
+			pool:          "  amiType: AL2023_x86_64_STANDARD\n",
+			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig("\n  kubeletExtraArgs:\n    max-pods: \"58\"\n", "")},
+			wantBootstrap: keptEKS, wantConfig: true,
+			results: []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"}},
+			words:   [][]string{{"Amazon Linux 2023", "kubeletExtraArgs", "NodeadmConfig"}},
+		},
+		{
+			name: "auto, an AL2023 pool on the function's old Secret: moved to a NodeadmConfig, the Secret goes", strategy: "auto",
+			pool: "  amiType: AL2023_x86_64_STANDARD\n",
+			docs: []string{mpMachinePool("        dataSecretName: "+ours+"\n", ""),
+				"apiVersion: v1\nkind: Secret\nmetadata:\n  name: " + ours + "\n  namespace: ns\n  annotations:\n    " + transformers.GeneratedAnnotation +
+					": capa-imds\ntype: Opaque\nstringData:\n  value: an old script\n"},
+			wantBootstrap: "configRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: NodeadmConfig\n  name: mp",
+			wantConfig:    true,
+			results: []moResult{
+				{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"},
+				{Severity: transformers.Info, Resource: secRes},
+			},
+			words: [][]string{{"added NodeadmConfig mp"}, {"removed", "no longer uses this Secret"}},
+		},
+		{
+			name: "secret, an AL2023 pool: refused", strategy: "secret",
+			pool:          "  amiType: AL2023_x86_64_STANDARD\n",
+			docs:          []string{mpMachinePool(noBootstrap, "")},
+			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")),
+			results:       []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:         [][]string{{"bootstrap.sh", "Amazon Linux 2023", "never join", "strategy auto"}},
+		},
+		{
+			name: "secret, a custom image at Kubernetes 1.33: a Secret, with a warning", strategy: "secret",
+			pool:          "  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs:          []string{strings.Replace(mpMachinePool(noBootstrap, ""), "v1.31.0", "v1.33.1", 1)},
+			wantBootstrap: useSecretQuoted, wantScript: script,
+			results: []moResult{{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:   [][]string{{"custom image", "Kubernetes v1.33.1", "bootstrap.sh"}},
+		},
+		{
+			name: "auto, a custom image at Kubernetes 1.33 with no bootstrap: a NodeadmConfig", strategy: "auto",
+			pool:          "  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs:          []string{strings.Replace(mpMachinePool(noBootstrap, ""), "v1.31.0", "v1.33.1", 1)},
+			wantBootstrap: "dataSecretName: \"\"\nconfigRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: NodeadmConfig\n  name: mp",
+			wantConfig:    true,
+			results:       []moResult{{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"}},
+			words:         [][]string{{"added NodeadmConfig mp", "Kubernetes v1.33.1"}},
 		},
 		{
 			name: "secret, an EKSConfig with settings: replaced", strategy: "secret",
@@ -297,14 +388,11 @@ func TestBootstrapStrategies(t *testing.T) {
 			words:   [][]string{{"removed"}},
 		},
 		{
-			name: "secret, a NodeadmConfig: replaced, with the AL2023 warning", strategy: "secret",
+			name: "secret, a NodeadmConfig: refused (Amazon Linux 2023 has no bootstrap.sh)", strategy: "secret",
 			docs:          []string{mpMachinePool(nodeadmRef, ""), nodeadm},
-			wantBootstrap: useSecret, wantScript: script,
-			results: []moResult{
-				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap"},
-				{Severity: transformers.Info, Resource: "NodeadmConfig ns/mp"},
-			},
-			words: [][]string{{"no /etc/eks/bootstrap.sh", "NodeadmConfig"}, {"removed"}},
+			wantBootstrap: keptNodeadm, wantConfig: true,
+			results: []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:   [][]string{{"bootstrap.sh", "Amazon Linux 2023", "never join"}},
 		},
 		{
 			name: "keep, an empty EKSConfig: left as found", strategy: "keep",
@@ -349,7 +437,11 @@ func TestBootstrapStrategies(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			docs := append([]string{mpCluster, mpPool("  instanceType: t3.large\n")}, tc.docs...)
+			pool := tc.pool
+			if pool == "" {
+				pool = "  instanceType: t3.large\n"
+			}
+			docs := append([]string{mpCluster, mpPool(pool)}, tc.docs...)
 			in := mpStream(docs...)
 			cfg := mpConfig(t, "  managedMachinePools:\n    bootstrap:\n      strategy: "+tc.strategy+"\n")
 			out, results := transformers.Process(cfg, moRead(t, in))
@@ -362,7 +454,10 @@ func TestBootstrapStrategies(t *testing.T) {
 			}
 			gotScript := ""
 			if s := mpFind(out, "Secret", ours); s != nil {
-				gotScript = mpField(t, s, "stringData", "value")
+				gotScript = "<unset>"
+				if v, err := s.Pipe(yaml.Lookup("stringData", "value")); err == nil && v != nil {
+					gotScript = v.YNode().Value
+				}
 				if gotScript == "<unset>" {
 					gotScript = decodeBase64(t, mpField(t, s, "data", "value"))
 				}
@@ -374,10 +469,11 @@ func TestBootstrapStrategies(t *testing.T) {
 			if hasConfig != tc.wantConfig {
 				t.Errorf("bootstrap config in the output: %v, want %v", hasConfig, tc.wantConfig)
 			}
-			// The pool's own conversion warning is TestConvertManagedPool's concern.
+			// The pool's own conversion warning is TestConvertManagedPool's concern, the
+			// pinned EKS name TestPinEKSClusterName's.
 			var rs transformers.Results
 			for _, r := range results {
-				if r.ResourceRef == nil || r.ResourceRef.Kind != "AWSManagedMachinePool" {
+				if r.ResourceRef == nil || (r.ResourceRef.Kind != "AWSManagedMachinePool" && r.ResourceRef.Kind != "AWSManagedControlPlane") {
 					rs = append(rs, r)
 				}
 			}

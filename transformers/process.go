@@ -27,16 +27,20 @@ type object struct {
 	node                     *yaml.RNode
 	apiVersion, group, kind  string
 	version, name, namespace string // namespace as written; see ns()
-	removed                  bool
+	// defNS is where the object lands when it sets no namespace: the configured target
+	// namespace, or "default" (kubectl apply without -n).
+	defNS   string
+	removed bool
 	// list is the items sequence of the v1 List holding the object (kubectl get -o yaml
 	// output), or nil for a top-level resource.
 	list *yaml.Node
 }
 
-func newObject(n *yaml.RNode) *object {
+func newObject(n *yaml.RNode, defNS string) *object {
 	y := n.YNode()
 	o := &object{
 		node:       n,
+		defNS:      defNS,
 		apiVersion: scalarField(y, "apiVersion"),
 		kind:       scalarField(y, "kind"),
 		name:       scalarField(y, "metadata", "name"),
@@ -53,10 +57,10 @@ func splitAPIVersion(apiVersion string) (group, version string) {
 	return "", apiVersion
 }
 
-// ns is the namespace the object lands in when applied without `-n`.
+// ns is the namespace the object lands in.
 func (o *object) ns() string {
 	if o.namespace == "" {
-		return defaultNamespace
+		return o.defNS
 	}
 	return o.namespace
 }
@@ -128,9 +132,12 @@ type run struct {
 
 	managedPools    []*object
 	secrets         map[objKey]*generatedSecret
-	detachedConfigs map[objKey]*object // bootstrap config -> the MachinePool that dropped its configRef
-	nextIndex       map[string]int     // next free kpt index per file
-	renames         map[objKey]rename  // AWSMachineTemplate -> its new name
+	detachedConfigs map[*object]*object  // bootstrap config -> the MachinePool that dropped its configRef
+	nextIndex       map[string]int       // next free kpt index per file
+	renames         map[objKey]rename    // AWSMachineTemplate -> its new name
+	previous        map[objKey][]*object // kustomize's previous names (namespace left out) -> objects
+	pinned          map[*object]string   // control plane -> the EKS name pinned into it this run
+	said            map[string]bool      // infos already given, for lookups made more than once
 }
 
 type change struct {
@@ -180,6 +187,8 @@ func (r *run) infof(o *object, field, format string, args ...any) {
 // when it is kept, before later edits can touch it.
 func (r *run) changed(o *object, field string, current, proposed any, msg string) {
 	if r.cfg.Mode != ModeAudit {
+		// Kept for the summary only: rendering the values would cost enforce mode for nothing.
+		r.changes = append(r.changes, change{obj: o, field: field})
 		return
 	}
 	if n, ok := current.(*yaml.Node); ok {
@@ -211,11 +220,17 @@ func CheckResources(items []*yaml.RNode, where string) error {
 // when any result is an error the caller must emit no items. In audit mode the items
 // come back unchanged.
 func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
+	out, results, _ := ProcessReport(cfg, items)
+	return out, results
+}
+
+// ProcessReport is Process that also says what enforce mode changed.
+func ProcessReport(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results, Summary) {
 	if cfg.Mode == ModeAudit && len(items) == 0 {
 		// A gate that passes nothing would pass a failed render: `kustomize build | capa-imds
 		// --audit` sees empty input when kustomize fails and the shell has no pipefail.
 		return items, Results{{Severity: Error, Message: "audit: the input holds no resources, so there is nothing to vouch for; " +
-			"check that the step producing it succeeded (in a shell pipe, set -o pipefail)"}}
+			"check that the step producing it succeeded (in a shell pipe, set -o pipefail)"}}, Summary{}
 	}
 	work := items
 	if cfg.Mode == ModeAudit {
@@ -229,15 +244,21 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
 		index:           make(map[objKey]*object, len(work)),
 		added:           map[*object][]*object{},
 		secrets:         map[objKey]*generatedSecret{},
-		detachedConfigs: map[objKey]*object{},
+		detachedConfigs: map[*object]*object{},
+		pinned:          map[*object]string{},
+		said:            map[string]bool{},
+	}
+	defNS := cfg.Namespace
+	if defNS == "" {
+		defNS = defaultNamespace
 	}
 	for _, n := range work {
-		r.addObject(newObject(n))
+		r.addObject(newObject(n, defNS))
 		// Resources inside a List are processed in place rather than passed over.
 		if items := listItems(n); items != nil {
 			for _, it := range items.Content {
 				if it.Kind == yaml.MappingNode {
-					o := newObject(yaml.NewRNode(it))
+					o := newObject(yaml.NewRNode(it), defNS)
 					o.list = items
 					r.addObject(o)
 				}
@@ -256,7 +277,7 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
 		}
 	}
 	if r.results.ExitCode() != 0 {
-		return items, r.results
+		return items, r.results, Summary{}
 	}
 
 	for _, o := range r.objects {
@@ -277,9 +298,9 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
 				res.Field.CurrentValue, res.Field.ProposedValue = c.current, c.proposed
 			}
 		}
-		return items, r.results
+		return items, r.results, Summary{}
 	}
-	return r.output(), r.results
+	return r.output(), r.results, r.summary()
 }
 
 func describeValue(v any) string {

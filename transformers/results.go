@@ -1,6 +1,12 @@
 package transformers
 
-import "sigs.k8s.io/kustomize/kyaml/yaml"
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
 
 // The results the function reports, in the KRM function specification's result schema.
 // The types mirror kyaml's fn/framework ones field for field and tag for tag (a test
@@ -77,4 +83,58 @@ func (rs Results) String() string {
 		s += r.String()
 	}
 	return s
+}
+
+// Summary is what enforce mode did, by kind, for the one line a person reads at the end
+// of a run.
+type Summary struct {
+	Changed, Added, Removed map[string]int
+}
+
+func (r *run) summary() Summary {
+	s := Summary{Changed: map[string]int{}, Added: map[string]int{}, Removed: map[string]int{}}
+	isAdded := map[*object]bool{}
+	for _, list := range r.added {
+		for _, a := range list {
+			isAdded[a] = true
+			s.Added[a.kind]++
+		}
+	}
+	seen := map[*object]bool{}
+	for _, c := range r.changes {
+		if seen[c.obj] || isAdded[c.obj] || c.obj.removed {
+			continue
+		}
+		seen[c.obj] = true
+		s.Changed[c.obj.kind]++
+	}
+	for _, o := range r.objects {
+		if o.removed {
+			s.Removed[o.kind]++
+		}
+	}
+	return s
+}
+
+// String reads like "changed 3 (2 AWSMachineTemplate, 1 MachinePool), added 1 (1 Secret),
+// removed 0".
+func (s Summary) String() string {
+	part := func(verb string, m map[string]int) string {
+		total := 0
+		kinds := make([]string, 0, len(m))
+		for k, n := range m {
+			total += n
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		if total == 0 {
+			return verb + " 0"
+		}
+		byKind := make([]string, len(kinds))
+		for i, k := range kinds {
+			byKind[i] = fmt.Sprintf("%d %s", m[k], k)
+		}
+		return fmt.Sprintf("%s %d (%s)", verb, total, strings.Join(byKind, ", "))
+	}
+	return part("changed", s.Changed) + ", " + part("added", s.Added) + ", " + part("removed", s.Removed)
 }
