@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 IMAGE   ?= ghcr.io/capa-imds/capa-imds:$(VERSION)
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: build test example bench fuzz lint image release clean clients test-clients install
+.PHONY: build test example bench fuzz lint image release clean clients test-clients install image-local
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./fn
@@ -52,6 +52,16 @@ lint:
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+# The same image without a registry pull (the Dockerfile's bases need one): the static binary
+# of `make build` in a scratch image with the user database kustomize and kpt need, built with
+# podman from image/Containerfile. The examples name ghcr.io/capa-imds/capa-imds:v0.1.0:
+#   make image-local IMAGE=ghcr.io/capa-imds/capa-imds:v0.1.0
+PODMAN ?= podman
+image-local: build
+	rm -rf bin/image && mkdir -p bin/image
+	cp $(BIN) image/Containerfile image/passwd image/group bin/image/
+	$(PODMAN) build --build-arg VERSION=$(VERSION) -t $(IMAGE) bin/image
 
 # capa-imds, and the same binary as clusterctl-imds: clusterctl runs clusterctl-<name> from
 # PATH as `clusterctl <name>`, so `clusterctl imds CONFIG FILE...` works. Not

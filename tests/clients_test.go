@@ -323,3 +323,92 @@ func TestClientsMakeInstall(t *testing.T) {
 		}
 	}
 }
+
+// The image reference the examples, krmfunction.yaml and the docs use.
+const clientsImage = "ghcr.io/capa-imds/capa-imds:v0.1.0"
+
+// clientsPodman builds the image with `make image-local` and returns a directory holding
+// `docker` and `podman` stand-ins: podman with the flags this kernel needs (crun fails on
+// its hybrid cgroups, podman's default ulimits are refused).
+func clientsPodman(t *testing.T) string {
+	t.Helper()
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		t.Skip("podman is not installed (apt-get install -y podman runc; .ci/run does): the container image tests need it")
+	}
+	if _, err := os.Stat("/usr/sbin/runc"); err != nil {
+		t.Skip("runc is not installed at /usr/sbin/runc (apt-get install -y runc): podman's default crun fails on these machines")
+	}
+	clientsMustRun(t, os.Environ(), nil, "make", "image-local", "IMAGE="+clientsImage)
+	shim := "#!/bin/sh\nflags='--runtime /usr/sbin/runc --cgroup-manager cgroupfs'\n" +
+		"if [ \"$1\" = run ]; then shift; exec " + podman + " $flags run --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \"$@\"; fi\n" +
+		"exec " + podman + " $flags \"$@\"\n"
+	dir := t.TempDir()
+	for _, name := range []string{"docker", "podman"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(shim), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestClientsImage builds the image from the static binary and runs it the three ways it
+// is documented: by hand, as kustomize's container function (kustomize runs `docker run
+// --network none --user nobody ...`), and as a kpt image function (KPT_FN_RUNTIME=podman).
+// Not parallel: `make image-local` rebuilds bin/capa-imds, as `make install` does.
+func TestClientsImage(t *testing.T) {
+	kustomize := clientsBin(t, "kustomize")
+	shims := clientsPodman(t)
+	// The later PATH wins: the stand-ins come before the real docker client (no engine here).
+	env := append(clientsEnv(t), "PATH="+shims+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	inspect := clientsMustRun(t, env, nil, filepath.Join(shims, "podman"), "image", "inspect", "--format", "{{.Config.User}} {{json .Config.Entrypoint}}", clientsImage)
+	if got := strings.TrimSpace(string(inspect)); got != `65532:65532 ["/capa-imds"]` {
+		t.Errorf("image user and entrypoint %s, want the Dockerfile's 65532:65532 [\"/capa-imds\"]", got)
+	}
+	version := clientsMustRun(t, env, nil, filepath.Join(shims, "docker"), "run", "--rm", "--network", "none", "--user", "nobody", clientsImage, "--version")
+	if !bytes.HasPrefix(version, []byte("capa-imds ")) {
+		t.Errorf("docker run ... --version: %q", version)
+	}
+
+	// kustomize's container path renders what the exec example renders.
+	work := integExampleTree(t)
+	out := clientsMustRun(t, env, nil, kustomize, "build", "--enable-alpha-plugins", filepath.Join(work, "examples", "kustomize", "container"))
+	integCompareFile(t, "examples/kustomize/exec/expected.yaml", out)
+	objs := integParse(t, out)
+	integAssertIMDSv2(t, objs)
+	integAssertSeedBootstrap(t, objs)
+
+	// kpt: the configpath package with its image entry alone, as its README says to keep
+	// the entry for the runtime you use. The result is the exec render's.
+	kpt, err := exec.LookPath("kpt")
+	if err != nil {
+		t.Skip("kpt is not installed: the kpt image function test needs it")
+	}
+	dir, _ := integKptPackageCopy(t, "capa-imds-configpath")
+	kptfile := filepath.Join(dir, "Kptfile")
+	data, err := os.ReadFile(kptfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok := strings.Cut(string(data), "    # Exec runtime")
+	_, after, ok2 := strings.Cut(rest, "    # Container runtime")
+	if !ok || !ok2 {
+		t.Fatalf("%s: no exec entry followed by an image entry:\n%s", kptfile, data)
+	}
+	if err := os.WriteFile(kptfile, []byte(before+"    # Container runtime"+after), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	integGit(t, dir, "commit", "-q", "-am", "image entry only")
+	res := integRun(t, dir, append(env, "KPT_FN_RUNTIME=podman"), nil, kpt, "fn", "render", dir)
+	if res.code != 0 || !bytes.Contains(append(res.stdout, res.stderr...), []byte(`[PASS] "`+clientsImage+`"`)) {
+		t.Fatalf("KPT_FN_RUNTIME=podman kpt fn render: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	want, err := os.ReadFile(filepath.Join(integRoot(t), "examples", "kpt", "capa-imds-configpath", ".expected", "diff.patch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(integKptDiff(t, dir))); diff != "" {
+		t.Errorf("the image render differs from .expected/diff.patch (-expected +image):\n%s", diff)
+	}
+}
