@@ -56,6 +56,10 @@ Flags:
                     overrides spec.namespace of the config
   --output FILE     standalone: write the result to FILE (atomically, only on success)
                     instead of stdout
+  --report FILE     also write everything printed on stderr to FILE, whatever the outcome
+                    (helm 4 discards a post-renderer's stderr)
+  --format FORMAT   the --report file's format: text (default) or sarif (SARIF 2.1.0, for
+                    code scanning)
   --version         print the version
   -h, --help        this help
 
@@ -71,6 +75,7 @@ type options struct {
 
 func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Command {
 	var showVersion bool
+	var format, reportPath string
 	var opts options
 	cmd := &cobra.Command{
 		Use:           "capa-imds [--audit] [CONFIG FILE...]",
@@ -78,6 +83,11 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 		SilenceUsage:  true,
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(_ *cobra.Command, args []string) error {
+			stderr, err := newReportSink(format, reportPath, stderr)
+			if err != nil {
+				return err
+			}
+			defer func() { *exit = finishReport(stderr, *exit) }()
 			if showVersion {
 				if len(args) > 0 {
 					return usageError("--version takes no arguments")
@@ -111,6 +121,8 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 	cmd.Flags().StringVar(&opts.namespace, "namespace", "", "the namespace the manifests will be applied to, for resources that set none")
 	cmd.Flags().StringVar(&opts.output, "output", "", "standalone: write the result to this file, atomically and only on success")
 	cmd.Flags().BoolVar(&showVersion, "version", false, "print the version")
+	cmd.Flags().StringVar(&reportPath, "report", "", "also write what stderr gets to FILE (see --format)")
+	cmd.Flags().StringVar(&format, "format", formatText, "the --report file's format: text or sarif")
 	cmd.SetHelpFunc(func(*cobra.Command, []string) {
 		fmt.Fprint(stdout, usageText+indent(transformers.ConfigReference()))
 	})
@@ -438,6 +450,7 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 // line when there is anything to say, or always when done (what the run did) is set. It
 // returns the exit code the results call for.
 func report(stderr io.Writer, results transformers.Results, minSeverity transformers.Severity, done string) int {
+	record(stderr, results)
 	rank := map[transformers.Severity]int{transformers.Info: 0, "": 0, transformers.Warning: 1, transformers.Error: 2}
 	counts := map[transformers.Severity]int{}
 	for _, r := range results {
