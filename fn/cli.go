@@ -53,7 +53,9 @@ Flags:
   --audit           report non-compliant resources and fail; change nothing
   --namespace NS    the namespace the manifests will be applied to, for resources that set
                     none (helm template -n, an Argo CD destination, kubectl apply -n);
-                    overrides spec.namespace of the config
+                    overrides spec.namespace of the config; CAPA_IMDS_NAMESPACE in the
+                    environment does the same where no flag can be passed (kustomize exec
+                    functions, an Argo CD plugin: CAPA_IMDS_NAMESPACE=$ARGOCD_APP_NAMESPACE)
   --output FILE     standalone: write the result to FILE (atomically, only on success)
                     instead of stdout
   --report FILE     also write everything printed on stderr to FILE, whatever the outcome
@@ -65,6 +67,9 @@ Flags:
 
 The config (CONFIG, or the ResourceList's functionConfig):
 `
+
+// namespaceEnv stands in for --namespace where no flag can be given.
+const namespaceEnv = "CAPA_IMDS_NAMESPACE"
 
 // options are the command line's settings beyond the config.
 type options struct {
@@ -95,10 +100,17 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 				fmt.Fprintln(stdout, "capa-imds", version)
 				return nil
 			}
-			if opts.namespace != "" {
-				if err := transformers.ValidateNamespace(opts.namespace); err != nil {
-					return usageError("--namespace: " + err.Error())
+			// Orchestrators that run the function for us (kustomize exec functions under an
+			// Argo CD plugin) pass no flags, but pass their environment on.
+			if opts.namespace == "" {
+				if ns := os.Getenv(namespaceEnv); ns != "" {
+					if err := transformers.ValidateNamespace(ns); err != nil {
+						return usageError(namespaceEnv + ": " + err.Error())
+					}
+					opts.namespace = ns
 				}
+			} else if err := transformers.ValidateNamespace(opts.namespace); err != nil {
+				return usageError("--namespace: " + err.Error())
 			}
 			if len(args) == 0 {
 				if opts.audit {

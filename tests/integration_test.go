@@ -715,6 +715,35 @@ func TestIntegArgoCDPlugin(t *testing.T) {
 	}
 	integKustomizeRendered(t, res.stdout, false)
 
+	// Manifests without namespaces (as most charts and bases leave them): the Application's
+	// destination namespace reaches the EKS name through the plugin's environment.
+	base := filepath.Join(repo, "examples", "kustomize", "base", "cluster.yaml")
+	manifests, _ := os.ReadFile(base)
+	if err := os.WriteFile(base, bytes.ReplaceAll(manifests, []byte("  namespace: default\n"), nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	teamA := append(append([]string(nil), env...), "ARGOCD_APP_NAMESPACE=team-a")
+	res = integRun(t, filepath.Join(repo, appDir), teamA, nil, gen[0], gen[1:]...)
+	if res.code != 0 {
+		t.Fatalf("plugin generate in team-a exited %d:\n%s", res.code, res.stderr)
+	}
+	const teamAName = "team-a_capi-imds-control-plane" // GenerateEKSName(capi-imds-control-plane, team-a)
+	for _, o := range integParse(t, res.stdout) {
+		switch o.kind() {
+		case "AWSManagedControlPlane":
+			if got := o.str("spec", "eksClusterName"); got != teamAName {
+				t.Errorf("pinned eksClusterName %q, want %q", got, teamAName)
+			}
+		case "Secret":
+			if got, _ := base64.StdEncoding.DecodeString(o.str("data", "value")); !strings.HasSuffix(string(got), " "+teamAName) {
+				t.Errorf("bootstrap script %q does not name %s", got, teamAName)
+			}
+		}
+	}
+	if err := os.WriteFile(base, manifests, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	// A failing function fails the generate command, with no output for Argo CD to apply.
 	bad := filepath.Join(repo, appDir, "imds.yaml")
 	cfg, _ := os.ReadFile(bad)
