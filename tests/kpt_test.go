@@ -691,6 +691,13 @@ func TestIntegKptRealCLI(t *testing.T) {
 			if diff := cmp.Diff(string(want), string(integKptDiff(t, dir))); diff != "" {
 				t.Errorf("kpt's render differs from %s/diff.patch (-expected +kpt):\n%s", rel, diff)
 			}
+			// As kpt's catalog runner does: a second render of the rendered package is a no-op.
+			if res := integRun(t, dir, env, nil, kpt, "fn", "render", dir, "--allow-exec", "--results-dir", t.TempDir()); res.code != 0 {
+				t.Fatalf("second kpt fn render exited %d:\n%s%s", res.code, res.stdout, res.stderr)
+			}
+			if diff := cmp.Diff(string(want), string(integKptDiff(t, dir))); diff != "" {
+				t.Errorf("a second kpt render changed the package (-first +second):\n%s", diff)
+			}
 			kptResults, err := os.ReadFile(filepath.Join(results, "results.yaml"))
 			if err != nil {
 				t.Fatal(err)
