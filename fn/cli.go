@@ -68,6 +68,9 @@ Flags:
 The config (CONFIG, or the ResourceList's functionConfig):
 `
 
+// checkStdout reports a closed stdout; main sets it, tests run in-process with their own.
+var checkStdout = func() bool { return false }
+
 // namespaceEnv stands in for --namespace where no flag can be given.
 const namespaceEnv = "CAPA_IMDS_NAMESPACE"
 
@@ -111,6 +114,11 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 				}
 			} else if err := transformers.ValidateNamespace(opts.namespace); err != nil {
 				return usageError("--namespace: " + err.Error())
+			}
+			// Output written to a closed stdout is lost while the exit code says success.
+			if checkStdout() && (len(args) == 0 || (!opts.audit && opts.output == "")) {
+				*exit = fail(stderr, errors.New("stdout is closed, so the output would be lost; give it somewhere to go (or use --output FILE)"))
+				return nil
 			}
 			if len(args) == 0 {
 				if opts.audit {
@@ -186,7 +194,7 @@ func resourceListMode(opts options, stdin io.Reader, stdout, stderr io.Writer) i
 	}
 	cfg, err := transformers.LoadConfig(rw.FunctionConfig)
 	if err != nil {
-		res := &transformers.Result{Severity: transformers.Error, Message: err.Error()}
+		res := &transformers.Result{Severity: transformers.Error, Message: transformers.CutMessage(err.Error())}
 		var ce *transformers.ConfigError
 		if errors.As(err, &ce) && ce.Field != "" {
 			res.Field = &transformers.Field{Path: ce.Field}
@@ -397,65 +405,6 @@ func readConfig(path string, stdin io.Reader, budget *inputBudget) (*yaml.RNode,
 		return nodes[0], nil
 	}
 	return nil, fmt.Errorf("config %s: holds %d documents; it must hold exactly one %s", path, len(nodes), transformers.ConfigKind)
-}
-
-// inputBudget bounds the bytes read from all inputs together.
-type inputBudget struct {
-	left     int64
-	exceeded string // the input that went over
-}
-
-func (b *inputBudget) readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(b.reader(f, path))
-	if err := b.err(); err != nil {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return data, nil
-}
-
-func (b *inputBudget) reader(r io.Reader, name string) io.Reader {
-	return &budgetReader{r: r, b: b, name: name}
-}
-
-func (b *inputBudget) err() error {
-	if b.exceeded == "" {
-		return nil
-	}
-	return fmt.Errorf("%s: input is larger than capa-imds's limit of %d MiB in total; split the render", b.exceeded, maxInputBytes>>20)
-}
-
-var errInputTooLarge = errors.New("input too large")
-
-type budgetReader struct {
-	r    io.Reader
-	b    *inputBudget
-	name string
-}
-
-func (br *budgetReader) Read(p []byte) (int, error) {
-	if br.b.left <= 0 {
-		// Stop only if there really is more: input of exactly the limit is fine.
-		var one [1]byte
-		if n, _ := br.r.Read(one[:]); n > 0 {
-			br.b.exceeded = br.name
-			return 0, errInputTooLarge
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > br.b.left {
-		p = p[:br.b.left]
-	}
-	n, err := br.r.Read(p)
-	br.b.left -= int64(n)
-	return n, err
 }
 
 // report prints results at or above minSeverity to stderr, one line each, then a summary

@@ -8,5 +8,6 @@ import "os"
 var version = "dev"
 
 func main() {
+	checkStdout = stdoutClosed
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -292,6 +292,12 @@ func decodeStrict(n *yaml.Node, v reflect.Value, path string) *ConfigError {
 		if n.Kind != yaml.ScalarNode || n.Tag != yaml.NodeTagInt || err != nil {
 			return &ConfigError{Field: path, Msg: fmt.Sprintf("must be an integer in %d..%d, got %s", minHopLimit, maxHopLimit, describeNode(n))}
 		}
+		// 010 is 8 to YAML 1.1 readers and 10 to the ConfigMap form and to people: refuse
+		// every form but plain decimal rather than guess.
+		if !plainDecimal.MatchString(n.Value) {
+			return &ConfigError{Field: path, Msg: fmt.Sprintf("%s is not written in plain decimal (readers disagree on "+
+				"leading zeros, signs and 0x/0o forms); write it as %d", n.Value, i)}
+		}
 		v.SetInt(i)
 	default:
 		// A field type the decoder does not know is a programming error, caught by the tests.
@@ -324,8 +330,9 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 			case optHTTPTokens:
 				opts.HTTPTokens = val
 			case optHopLimit:
-				// ConfigMap values are strings by nature; only plain decimal digits are a number.
-				if !decimalDigits.MatchString(val) {
+				// ConfigMap values are strings by nature; only plain decimal digits are a number,
+				// without a leading zero (010 would be 8 in the typed config).
+				if !decimalDigits.MatchString(val) || !plainDecimal.MatchString(val) {
 					return nil, &ConfigError{Source: source, Field: field,
 						Msg: fmt.Sprintf("%q is not an integer in %d..%d", val, minHopLimit, maxHopLimit)}
 				}
@@ -478,7 +485,10 @@ func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
 	return cfg, nil
 }
 
-var decimalDigits = regexp.MustCompile(`^[0-9]{1,3}$`)
+var (
+	decimalDigits = regexp.MustCompile(`^[0-9]{1,3}$`)
+	plainDecimal  = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+)
 
 // namespaceRE is an RFC 1123 label; the length is checked apart.
 var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)

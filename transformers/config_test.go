@@ -353,6 +353,12 @@ func TestLoadConfigRejectsBadConfig(t *testing.T) {
 			"spec.instanceMetadataOptions.httpTokens", []string{`IMDSConfig "c"`, "duplicate key"}},
 
 		// Secret names: a lowercase RFC 1123 subdomain.
+		{"hop limit 010: 8 to YAML 1.1 readers, 10 to people", configHeader + "spec:\n  instanceMetadataOptions:\n    httpPutResponseHopLimit: 010\n",
+			"spec.instanceMetadataOptions.httpPutResponseHopLimit", []string{"not written in plain decimal", "write it as 8"}},
+		{"hop limit 0x2", configHeader + "spec:\n  instanceMetadataOptions:\n    httpPutResponseHopLimit: 0x2\n",
+			"spec.instanceMetadataOptions.httpPutResponseHopLimit", []string{"not written in plain decimal", "write it as 2"}},
+		{"ConfigMap hop limit 010", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\ndata:\n  httpPutResponseHopLimit: \"010\"\n",
+			"data.httpPutResponseHopLimit", []string{`"010" is not an integer`}},
 		{"namespace not a DNS label", configHeader + "spec:\n  namespace: Team_A\n",
 			"spec.namespace", []string{`"Team_A" is not a namespace name`}},
 		{"namespace of 64 characters", configHeader + "spec:\n  namespace: " + strings.Repeat("a", 64) + "\n",

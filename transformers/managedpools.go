@@ -212,7 +212,7 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 // moveScalar moves spec.<from> into dst.<to>, because CAPA's webhook forbids the field
 // beside a launch template. A value already at the destination wins.
 func (r *run) moveScalar(o *object, src *yaml.Node, from string, dst *yaml.Node, to, toField string) {
-	v := removeKey(src, from)
+	k, v := removePair(src, from)
 	if v == nil {
 		return
 	}
@@ -224,7 +224,7 @@ func (r *run) moveScalar(o *object, src *yaml.Node, from string, dst *yaml.Node,
 		r.changed(o, fromField, v, nil, "")
 		return
 	}
-	setNode(dst, to, v)
+	movePair(dst, k, to, v)
 	r.changed(o, fromField, v, nil, fmt.Sprintf("CAPA's webhook forbids %s beside a launch template: move it to %s", fromField, toField))
 }
 
@@ -234,6 +234,10 @@ func (r *run) moveRemoteAccess(o *object, spec, ra, lt *yaml.Node) {
 	removeKey(spec, "remoteAccess")
 	r.changed(o, "spec.remoteAccess", ra, nil, "EKS rejects remoteAccess with a launch template")
 	if ra.Kind != yaml.MappingNode {
+		if !isNull(ra) {
+			r.editf(Warning, o, "spec.remoteAccess", "removed remoteAccess (EKS rejects it with a launch template); it was %s, "+
+				"not a mapping, so nothing in it could move to the launch template", describeNode(ra))
+		}
 		return
 	}
 	var dropped []string
@@ -244,7 +248,7 @@ func (r *run) moveRemoteAccess(o *object, spec, ra, lt *yaml.Node) {
 			if existing := valueOf(lt, "sshKeyName"); existing != nil && existing.Value != v.Value {
 				dropped = append(dropped, fmt.Sprintf("sshKeyName %v (the launch template has %v)", display(v), display(existing)))
 			} else if existing == nil {
-				setNode(lt, "sshKeyName", v)
+				movePair(lt, ra.Content[i], "sshKeyName", v)
 			}
 		case isNull(v) || (k == "public" && v.Value == "false") || (v.Kind != yaml.ScalarNode && len(v.Content) == 0):
 			// Nothing is lost.

@@ -2,6 +2,7 @@ package transformers
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -68,7 +69,12 @@ func ensureMap(m *yaml.Node, key, field string) (*yaml.Node, error) {
 		case v.Kind == yaml.MappingNode:
 			return v, nil
 		case isNull(v):
-			nm := &yaml.Node{Kind: yaml.MappingNode, Tag: yaml.NodeTagMap, LineComment: v.LineComment}
+			// The null's line comment belongs on the key's line: left on the new mapping,
+			// yaml.v3 would print it after the mapping's last entry.
+			if m.Content[i].LineComment == "" {
+				m.Content[i].LineComment = v.LineComment
+			}
+			nm := &yaml.Node{Kind: yaml.MappingNode, Tag: yaml.NodeTagMap}
 			m.Content[i+1] = nm
 			return nm, nil
 		default:
@@ -175,7 +181,7 @@ func setScalar(m *yaml.Node, key, value string, isInt bool) bool {
 			continue
 		}
 		v := m.Content[i+1]
-		if v.Kind == yaml.ScalarNode && v.Value == value && v.Tag == tag {
+		if v.Kind == yaml.ScalarNode && v.Tag == tag && (v.Value == value || (isInt && sameInt(v.Value, value))) {
 			return false
 		}
 		want := newNode(value)
@@ -194,19 +200,49 @@ func setScalar(m *yaml.Node, key, value string, isInt bool) bool {
 	return true
 }
 
+// sameInt compares YAML integers by value: 0x2, +2 and 02 are all 2 to every reader, and
+// rewriting one would be a change (and trip CAPA's immutability rules) for nothing.
+func sameInt(a, b string) bool {
+	x, errA := strconv.ParseInt(strings.TrimPrefix(a, "+"), 0, 64)
+	y, errB := strconv.ParseInt(strings.TrimPrefix(b, "+"), 0, 64)
+	return errA == nil && errB == nil && x == y
+}
+
 // removeKey deletes key from m and returns its value, or nil.
 func removeKey(m *yaml.Node, key string) *yaml.Node {
+	_, v := removePair(m, key)
+	return v
+}
+
+// removePair deletes key from m and returns the key node and its value, or nils.
+func removePair(m *yaml.Node, key string) (k, v *yaml.Node) {
 	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
-			v := m.Content[i+1]
+			k, v = m.Content[i], m.Content[i+1]
 			m.Content = append(m.Content[:i], m.Content[i+2:]...)
-			return v
+			return k, v
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// movePair sets key in dst to v, with the comments of the key node it came from: a
+// comment travels with what it describes.
+func movePair(dst *yaml.Node, from *yaml.Node, key string, v *yaml.Node) {
+	k := keyNode(key)
+	if from != nil {
+		k.HeadComment, k.LineComment, k.FootComment = from.HeadComment, from.LineComment, from.FootComment
+	}
+	for i := 0; i+1 < len(dst.Content); i += 2 {
+		if dst.Content[i].Value == key {
+			dst.Content[i], dst.Content[i+1] = k, v
+			return
+		}
+	}
+	appendPair(dst, k, v)
 }
 
 // setNode sets key in m to v, keeping the key's position when it exists.
@@ -246,58 +282,6 @@ func display(n *yaml.Node) any {
 		return describeNode(n)
 	}
 	return strings.TrimSpace(s)
-}
-
-// aliasBudget bounds how many nodes de-anchoring may create: a "billion laughs"
-// document must be refused, not expanded.
-const aliasBudget = 10000
-
-// deAnchor replaces aliases in a resource the function is about to edit, because
-// edits through an alias would change every place that shares the anchor.
-func deAnchor(n *yaml.RNode) error {
-	if !hasAlias(n.YNode(), 0) {
-		return nil
-	}
-	if size := expandedSize(n.YNode(), aliasBudget+1, 0); size > aliasBudget {
-		return fmt.Errorf("YAML aliases would expand to more than %d nodes; refusing to expand them", aliasBudget)
-	}
-	return n.DeAnchor()
-}
-
-func hasAlias(n *yaml.Node, depth int) bool {
-	if n == nil || depth > maxDepth {
-		return false
-	}
-	if n.Kind == yaml.AliasNode {
-		return true
-	}
-	for _, c := range n.Content {
-		if hasAlias(c, depth+1) {
-			return true
-		}
-	}
-	return false
-}
-
-// expandedSize counts nodes with aliases expanded, stopping once limit is passed.
-func expandedSize(n *yaml.Node, limit, depth int) int {
-	if n == nil {
-		return 0
-	}
-	if depth > maxDepth {
-		return limit
-	}
-	if n.Kind == yaml.AliasNode {
-		return expandedSize(n.Alias, limit, depth+1)
-	}
-	size := 1
-	for _, c := range n.Content {
-		size += expandedSize(c, limit-size, depth+1)
-		if size >= limit {
-			return size
-		}
-	}
-	return size
 }
 
 // maxDepth bounds recursion over resources; Kubernetes objects are nowhere near it.

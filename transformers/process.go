@@ -149,7 +149,7 @@ type change struct {
 }
 
 func (r *run) result(sev Severity, o *object, field, msg string) *Result {
-	res := &Result{Severity: sev, Message: msg}
+	res := &Result{Severity: sev, Message: CutMessage(msg)}
 	if o != nil {
 		res.ResourceRef = o.ref()
 		res.File = o.file()
@@ -204,11 +204,16 @@ func (r *run) changed(o *object, field string, current, proposed any, msg string
 // on stdin, in KRM function mode.
 func CheckResources(items []*yaml.RNode, where string) error {
 	for i, it := range items {
-		if y := it.YNode(); y.Kind != yaml.MappingNode {
+		y := it.YNode()
+		if y.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s: item %d is not a resource (a mapping with apiVersion, kind and metadata): found %s",
 				where, i, describeNode(y))
 		}
-		if it.GetKind() == "ResourceList" && strings.HasPrefix(it.GetApiVersion(), "config.kubernetes.io/") {
+		apiVersion, kind := resolvedScalar(y, "apiVersion"), resolvedScalar(y, "kind")
+		if apiVersion == "" || kind == "" {
+			return fmt.Errorf("%s: item %d is not a resource: it has no apiVersion or no kind", where, i)
+		}
+		if kind == "ResourceList" && (strings.HasPrefix(apiVersion, "config.kubernetes.io/") || strings.HasPrefix(apiVersion, "config.k8s.io/")) {
 			return fmt.Errorf("%s: holds a ResourceList: give it to capa-imds on stdin with no arguments (KRM function mode), "+
 				"not as a FILE; standalone mode takes plain manifests", where)
 		}
@@ -252,23 +257,21 @@ func ProcessReport(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results, Su
 	if defNS == "" {
 		defNS = defaultNamespace
 	}
+	// Before anything reads a resource: aliases and merge keys mean what the API server
+	// makes of them.
+	failed := expandAll(work)
 	for _, n := range work {
-		r.addObject(newObject(n, defNS))
-		// Resources inside a List are processed in place rather than passed over.
-		if items := listItems(n); items != nil {
-			for _, it := range items.Content {
-				if it.Kind == yaml.MappingNode {
-					o := newObject(yaml.NewRNode(it), defNS)
-					o.list = items
-					r.addObject(o)
-				}
-			}
+		if err := failed[n]; err != nil {
+			r.errorf(newObject(n, defNS), "", "%v", err)
 		}
+	}
+	for _, n := range work {
+		r.addWithListItems(newObject(n, defNS), nil, 0)
 	}
 
 	// A resource the function reads must mean the same to every reader.
 	for _, o := range r.objects {
-		if !isClusterAPIGroup(o.group) {
+		if !isClusterAPIGroup(o.group) && !(o.group == "" && o.kind == "Secret") && listItems(o.node) == nil {
 			continue
 		}
 		if field, dup := duplicateKey(o.node.YNode()); dup {
@@ -276,6 +279,7 @@ func ProcessReport(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results, Su
 				"a reader that keeps the last would drop the edit, strict ones refuse the resource); remove one")
 		}
 	}
+	r.checkDuplicates()
 	if r.results.ExitCode() != 0 {
 		return items, r.results, Summary{}
 	}
@@ -295,7 +299,7 @@ func ProcessReport(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results, Su
 			}
 			res := r.result(Error, c.obj, c.field, msg)
 			if res.Field != nil {
-				res.Field.CurrentValue, res.Field.ProposedValue = c.current, c.proposed
+				res.Field.CurrentValue, res.Field.ProposedValue = cutValue(c.current), cutValue(c.proposed)
 			}
 		}
 		return items, r.results, Summary{}
@@ -320,16 +324,75 @@ func (r *run) addObject(o *object) {
 	}
 }
 
-// listItems returns the items of a v1 List, or nil.
+// addWithListItems adds the object and, for a list, the resources inside it: kubectl
+// applies the items of a v1 List and of typed lists (AWSMachineTemplateList), nested or
+// not, so they are processed in place rather than passed over.
+func (r *run) addWithListItems(o *object, list *yaml.Node, depth int) {
+	o.list = list
+	r.addObject(o)
+	items := listItems(o.node)
+	if items == nil || depth > maxDepth {
+		return
+	}
+	for _, it := range items.Content {
+		if it.Kind == yaml.MappingNode {
+			r.addWithListItems(newObject(yaml.NewRNode(it), o.defNS), items, depth+1)
+		}
+	}
+}
+
+// listItems returns the items of a list kind (v1 List, or a typed list such as
+// AWSMachineTemplateList), or nil.
 func listItems(n *yaml.RNode) *yaml.Node {
 	y := n.YNode()
-	if scalarField(y, "kind") != "List" || scalarField(y, "apiVersion") != "v1" {
+	kind := scalarField(y, "kind")
+	if !strings.HasSuffix(kind, "List") || kind == "ResourceList" || scalarField(y, "apiVersion") == "" {
 		return nil
 	}
 	if items := lookup(y, "items"); items != nil && items.Kind == yaml.SequenceNode {
 		return items
 	}
 	return nil
+}
+
+// checkDuplicates refuses two definitions of one object (the later would silently win
+// when applied) and two Clusters on one control plane (their controllers would fight over
+// it, and the bootstrap names one EKS cluster for both).
+func (r *run) checkDuplicates() {
+	seen := map[objKey]*object{}
+	for _, o := range r.objects {
+		if o.name == "" || listItems(o.node) != nil {
+			continue
+		}
+		if first, dup := seen[o.key()]; dup {
+			r.errorf(o, "metadata.name", "%s is defined twice in the input (first in %s): applied, the later would silently "+
+				"replace the earlier; keep one", o, describeFile(first))
+			continue
+		}
+		seen[o.key()] = o
+	}
+	owners := map[objKey]*object{}
+	for _, o := range r.objects {
+		if o.group != clusterGroup || o.kind != "Cluster" {
+			continue
+		}
+		k, ok := refKey(lookup(o.node.YNode(), "spec", "controlPlaneRef"), o.ns())
+		if !ok {
+			continue
+		}
+		if first, dup := owners[k]; dup {
+			r.errorf(o, "spec.controlPlaneRef", "%s %q is already the control plane of %s: each Cluster needs its own", k.kind, k.name, first)
+			continue
+		}
+		owners[k] = o
+	}
+}
+
+func describeFile(o *object) string {
+	if f := o.file(); f != nil {
+		return fmt.Sprintf("%s, document %d", f.Path, f.Index)
+	}
+	return "the input"
 }
 
 func (r *run) output() []*yaml.RNode {

@@ -165,6 +165,12 @@ func (r *run) machinePoolsByInfraRef() map[*object][]*object {
 			continue
 		}
 		const field = "spec.template.spec.infrastructureRef"
+		// A MachinePool whose template is not a mapping names no pool the function can
+		// see, and the API server would refuse it anyway.
+		if _, err := mapAt(o.node.YNode(), "spec", "template", "spec", "infrastructureRef"); err != nil {
+			r.errorf(o, fieldOf(err), "%s", msgOf(err))
+			continue
+		}
 		k, ok := refKey(lookup(o.node.YNode(), "spec", "template", "spec", "infrastructureRef"), o.ns())
 		if !ok || k.kind != "AWSManagedMachinePool" || k.group != infraGroup {
 			continue

@@ -85,6 +85,26 @@ func (rs Results) String() string {
 	return s
 }
 
+// MaxMessage bounds a message (and a value quoted in a result): parser errors and findings
+// quote input, which can be megabytes, and a result is read by a person.
+const MaxMessage = 1024
+
+// CutMessage cuts s to MaxMessage bytes, on a rune boundary, saying how much was left out.
+func CutMessage(s string) string {
+	if len(s) <= MaxMessage {
+		return s
+	}
+	cut := len(s) - MaxMessage
+	return strings.ToValidUTF8(s[:MaxMessage], "") + fmt.Sprintf(" ... (%d bytes more)", cut)
+}
+
+func cutValue(v any) any {
+	if s, ok := v.(string); ok {
+		return CutMessage(s)
+	}
+	return v
+}
+
 // Summary is what enforce mode did, by kind, for the one line a person reads at the end
 // of a run.
 type Summary struct {

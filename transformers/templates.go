@@ -2,6 +2,7 @@ package transformers
 
 import (
 	"fmt"
+	"strings"
 
 	"sigs.k8s.io/kustomize/api/hasher"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -42,7 +43,7 @@ func (r *run) immutableTemplateChanged(o *object) {
 		r.errorf(o, "spec", "cannot hash the spec for renameOnChange: %v", err)
 		return
 	}
-	newName := base + "-" + suffix
+	newName := generatedName(base, suffix)
 	if newName == o.name {
 		return
 	}
@@ -54,6 +55,18 @@ func (r *run) immutableTemplateChanged(o *object) {
 		r.renames = map[objKey]rename{}
 	}
 	r.renames[o.key()] = rename{from: base, to: newName}
+}
+
+// maxNameLength is a DNS-1123 subdomain's, which Kubernetes object names must be.
+const maxNameLength = 253
+
+// generatedName is base-suffix, with the base shortened to fit as Cluster API and kustomize
+// shorten the names they generate; a name cannot end in '-' or '.'.
+func generatedName(base, suffix string) string {
+	if room := maxNameLength - len(suffix) - 1; len(base) > room {
+		base = strings.TrimRight(base[:room], "-.")
+	}
+	return base + "-" + suffix
 }
 
 // rename is a template's new name and the name it started from.
