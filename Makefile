@@ -43,6 +43,7 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzLoadConfig$$' ./transformers/
 	$(FUZZ) -fuzz '^FuzzEKSName$$' ./transformers/
 	$(FUZZ) -fuzz '^FuzzPlainWord$$' ./transformers/
+	$(FUZZ) -fuzz '^FuzzAliases$$' ./transformers/
 	$(FUZZ) -fuzz '^FuzzWrite$$' ./internal/resourcelist/
 
 lint:
@@ -72,14 +73,32 @@ install: build
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/capa-imds
 	ln -sf capa-imds $(DESTDIR)$(PREFIX)/bin/clusterctl-imds
 
+# A release is a tag vMAJOR.MINOR.PATCH: make release VERSION=v0.1.0. dist/ then holds what
+# the GitHub release carries: capa-imds_<os>_<arch> and the same binary as
+# clusterctl-imds_<os>_<arch>, the Helm 4 plugin (capa-imds-helm-plugin.tar.gz), SHA256SUMS,
+# and krmfunction.yaml with each exec platform's sha256 filled in. The checked-in files name
+# v0.1.0 (RELEASED): the copy in dist/ names VERSION.
+RELEASED := v0.1.0
 release:
+	@echo "$(VERSION)" | grep -Eq '^v[0-9]+[.][0-9]+[.][0-9]+$$' || \
+	  { echo "make release: VERSION=$(VERSION) is not a release tag vMAJOR.MINOR.PATCH"; exit 1; }
 	rm -rf dist && mkdir -p dist
 	for p in $(PLATFORMS); do \
 	  os=$${p%/*}; arch=$${p#*/}; \
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
 	    -o dist/capa-imds_$${os}_$${arch} ./fn || exit 1; \
+	  cp dist/capa-imds_$${os}_$${arch} dist/clusterctl-imds_$${os}_$${arch}; \
 	done
-	cd dist && sha256sum capa-imds_* > SHA256SUMS
+	sed 's/^version: .*/version: $(patsubst v%,%,$(VERSION))/' helm-plugin/plugin.yaml > dist/plugin.yaml
+	tar -C dist -czf dist/capa-imds-helm-plugin.tar.gz --transform 's,^,capa-imds/,' plugin.yaml && rm dist/plugin.yaml
+	cd dist && sha256sum capa-imds_* clusterctl-imds_* capa-imds-helm-plugin.tar.gz > SHA256SUMS
+	awk -v released='$(RELEASED)' -v version='$(VERSION)' \
+	  'BEGIN { while ((getline l < "dist/SHA256SUMS") > 0) { split(l, f, " "); sum[f[2]] = f[1] } } \
+	   { gsub(released, version) } \
+	   /^ *uri: / { print; n = $$0; sub(/.*\//, "", n); match($$0, /^ */); \
+	     if (!(n in sum)) { print "no sha256 for " n > "/dev/stderr"; exit 1 } \
+	     print substr($$0, 1, RLENGTH) "sha256: " sum[n]; next } \
+	   { print }' krmfunction.yaml > dist/krmfunction.yaml
 
 # The real clients the documented flows run under, each built once from its pinned module in
 # tools/ (or the main module, for kustomize) into bin/clients/: a binary that exists is not

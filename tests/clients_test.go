@@ -9,14 +9,20 @@ package tests
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // clientsBin is the client name built by `make clients`.
@@ -410,5 +416,320 @@ func TestClientsImage(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(want), string(integKptDiff(t, dir))); diff != "" {
 		t.Errorf("the image render differs from .expected/diff.patch (-expected +image):\n%s", diff)
+	}
+}
+
+// clientsEnabled skips where `make test-clients` did not start the test: these tests build
+// release binaries for every platform, which plain `go test` should not wait for.
+func clientsEnabled(t testing.TB) {
+	t.Helper()
+	if os.Getenv("CAPA_IMDS_CLIENTS") == "" {
+		t.Skip("CAPA_IMDS_CLIENTS is not set: `make test-clients` runs this test")
+	}
+}
+
+// clientsRelease is `make release VERSION=v0.1.0`, once per test binary, laid out as the
+// GitHub release download URL is: <base>/v0.1.0/<asset>.
+var clientsRelease struct {
+	once sync.Once
+	base string
+	err  error
+}
+
+func clientsReleaseBase(t *testing.T) string {
+	t.Helper()
+	clientsRelease.once.Do(func() {
+		res := integRun(t, integRoot(t), os.Environ(), nil, "make", "release", "VERSION=v0.1.0")
+		if res.code != 0 {
+			clientsRelease.err = fmt.Errorf("make release VERSION=v0.1.0 exited %d:\n%s", res.code, res.stderr)
+			return
+		}
+		base, err := os.MkdirTemp("", "capa-imds-release-")
+		if err == nil {
+			err = os.Symlink(filepath.Join(integRoot(t), "dist"), filepath.Join(base, "v0.1.0"))
+		}
+		clientsRelease.base, clientsRelease.err = base, err
+	})
+	if clientsRelease.err != nil {
+		t.Fatal(clientsRelease.err)
+	}
+	return clientsRelease.base
+}
+
+// TestClientsRelease checks what `make release` puts in dist/: every asset the docs, the
+// action and krmfunction.yaml name, with SHA256SUMS and krmfunction.yaml's sha256 right.
+func TestClientsRelease(t *testing.T) {
+	clientsEnabled(t)
+	dist := filepath.Join(clientsReleaseBase(t), "v0.1.0")
+	sums := map[string]string{}
+	data, err := os.ReadFile(filepath.Join(dist, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		sum, name, _ := strings.Cut(l, "  ")
+		sums[name] = sum
+	}
+	want := []string{"capa-imds-helm-plugin.tar.gz"}
+	for _, p := range strings.Fields(integMakeVar(t, "PLATFORMS")) {
+		p = strings.ReplaceAll(p, "/", "_")
+		want = append(want, "capa-imds_"+p, "clusterctl-imds_"+p)
+	}
+	for _, name := range want {
+		b, err := os.ReadFile(filepath.Join(dist, name))
+		if err != nil {
+			t.Errorf("release asset %s: %v", name, err)
+			continue
+		}
+		if got := fmt.Sprintf("%x", sha256.Sum256(b)); sums[name] != got {
+			t.Errorf("SHA256SUMS has %q for %s, the file's sum is %s", sums[name], name, got)
+		}
+	}
+	if len(sums) != len(want) {
+		t.Errorf("SHA256SUMS lists %d files, want %d (%v)", len(sums), len(want), want)
+	}
+	var def struct {
+		Spec struct {
+			Versions []struct {
+				Runtime struct {
+					Exec struct {
+						Platforms []struct{ OS, Arch, URI, SHA256 string }
+					}
+				}
+			}
+		}
+	}
+	data, err = os.ReadFile(filepath.Join(dist, "krmfunction.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sigsyaml.Unmarshal(data, &def); err != nil || len(def.Spec.Versions) != 1 {
+		t.Fatalf("dist/krmfunction.yaml: %v", err)
+	}
+	for _, p := range def.Spec.Versions[0].Runtime.Exec.Platforms {
+		asset := "capa-imds_" + p.OS + "_" + p.Arch
+		if p.SHA256 == "" || p.SHA256 != sums[asset] || !strings.HasSuffix(p.URI, "/v0.1.0/"+asset) {
+			t.Errorf("dist/krmfunction.yaml %s/%s: uri %s sha256 %q, want .../v0.1.0/%s with sha256 %q", p.OS, p.Arch, p.URI, p.SHA256, asset, sums[asset])
+		}
+	}
+	if out := clientsMustRun(t, nil, nil, filepath.Join(dist, "capa-imds_linux_amd64"), "--version"); string(out) != "capa-imds v0.1.0\n" {
+		t.Errorf("release binary --version: %q, want the tag", out)
+	}
+	if res := integRun(t, integRoot(t), os.Environ(), nil, "make", "release", "VERSION=v0.1.0-3-gabcdef"); res.code == 0 ||
+		!bytes.Contains(res.stdout, []byte("is not a release tag")) {
+		t.Errorf("make release with a non-tag VERSION: exit %d, %s; want a refusal", res.code, res.stdout)
+	}
+}
+
+// TestClientsInstallWithoutGo runs scripts/install.sh against the release (BASE_URL file://
+// standing in for the GitHub release), the manual checksum command of the docs, and checks
+// a tampered binary is refused.
+func TestClientsInstallWithoutGo(t *testing.T) {
+	clientsEnabled(t)
+	base := clientsReleaseBase(t)
+	bindir := filepath.Join(t.TempDir(), "bin")
+	env := append(os.Environ(), "VERSION=v0.1.0", "BINDIR="+bindir, "BASE_URL=file://"+base)
+	out := clientsMustRun(t, env, nil, "sh", "scripts/install.sh")
+	if string(out) != "capa-imds v0.1.0\n" {
+		t.Errorf("install.sh printed %q, want the installed version", out)
+	}
+	if l, err := os.Readlink(filepath.Join(bindir, "clusterctl-imds")); err != nil || l != "capa-imds" {
+		t.Errorf("clusterctl-imds: %q, %v; want a link to capa-imds", l, err)
+	}
+
+	// By hand: the asset and SHA256SUMS side by side, then the docs' check.
+	manual := t.TempDir()
+	for _, f := range []string{"capa-imds_linux_amd64", "SHA256SUMS"} {
+		integCopyFile(t, filepath.Join(base, "v0.1.0", f), filepath.Join(manual, f), 0o644)
+	}
+	if res := integRun(t, manual, os.Environ(), nil, "sha256sum", "--ignore-missing", "-c", "SHA256SUMS"); res.code != 0 ||
+		!bytes.Contains(res.stdout, []byte("capa-imds_linux_amd64: OK")) {
+		t.Errorf("sha256sum --ignore-missing -c SHA256SUMS: exit %d %s%s", res.code, res.stdout, res.stderr)
+	}
+
+	tampered := filepath.Join(t.TempDir(), "v0.1.0")
+	integCopyTree(t, filepath.Join(base, "v0.1.0")+"/", tampered)
+	f, err := os.OpenFile(filepath.Join(tampered, "capa-imds_linux_amd64"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	env = append(os.Environ(), "VERSION=v0.1.0", "BINDIR="+t.TempDir(), "BASE_URL=file://"+filepath.Dir(tampered))
+	if res := integRun(t, integRoot(t), env, nil, "sh", "scripts/install.sh"); res.code == 0 || !bytes.Contains(res.stderr, []byte("checksum mismatch")) {
+		t.Errorf("install.sh with a tampered binary: exit %d, stderr %q; want a checksum failure", res.code, res.stderr)
+	}
+}
+
+// TestClientsHelm4PluginFromRelease installs the plugin the way the docs say for a release:
+// the tarball unpacked, then `helm plugin install` on the directory.
+func TestClientsHelm4PluginFromRelease(t *testing.T) {
+	helm := clientsBin(t, "helm4")
+	base := clientsReleaseBase(t)
+	env := clientsEnv(t)
+	dir := t.TempDir()
+	clientsMustRun(t, env, nil, "tar", "-C", dir, "-xzf", filepath.Join(base, "v0.1.0", "capa-imds-helm-plugin.tar.gz"))
+	clientsMustRun(t, env, nil, helm, "plugin", "install", filepath.Join(dir, "capa-imds"))
+	out := clientsMustRun(t, env, nil, helm, clientsHelmTemplate("team-a", clientsChartVariants[1].set)...)
+	clientsCheckEKS(t, out, "team-a", true)
+}
+
+// clientsActionStep is one step of action.yml.
+type clientsActionStep struct {
+	Name string
+	If   string `json:"if"`
+	Uses string
+	Run  string
+	Env  map[string]string
+	With map[string]string
+}
+
+// TestClientsGitHubAction runs the composite action's own shell steps, as the runner would
+// (bash, GITHUB_ACTION_PATH, GITHUB_PATH, RUNNER_TEMP, ${{ inputs.* }} substituted), on a
+// non-compliant and a compliant render, and checks the SARIF log they leave for the upload.
+func TestClientsGitHubAction(t *testing.T) {
+	clientsEnabled(t)
+	base := clientsReleaseBase(t)
+	data, err := os.ReadFile(filepath.Join(integRoot(t), "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action struct {
+		Inputs map[string]struct{ Default string }
+		Runs   struct {
+			Using string
+			Steps []clientsActionStep
+		}
+	}
+	if err := sigsyaml.Unmarshal(data, &action); err != nil {
+		t.Fatal(err)
+	}
+	if action.Runs.Using != "composite" || len(action.Runs.Steps) != 3 {
+		t.Fatalf("action.yml: runs.using %q with %d steps, want a composite action of 3 steps", action.Runs.Using, len(action.Runs.Steps))
+	}
+	upload := action.Runs.Steps[2]
+	if !strings.HasPrefix(upload.Uses, "github/codeql-action/upload-sarif@") || !strings.Contains(upload.If, "!cancelled()") ||
+		upload.With["sarif_file"] != "${{ inputs.sarif }}" {
+		t.Errorf("upload step %+v: want upload-sarif of inputs.sarif, also when the audit failed", upload)
+	}
+
+	for _, tc := range []struct {
+		name, files string
+		code        int
+	}{
+		{"non-compliant", "examples/kustomize/base/*.yaml", 1},
+		{"compliant", "examples/kustomize/exec/expected.yaml", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			inputs := map[string]string{"config": "examples/kustomize/exec/imds.yaml", "files": tc.files,
+				"sarif": filepath.Join(tmp, "capa-imds.sarif")}
+			for k, v := range action.Inputs {
+				if _, ok := inputs[k]; !ok {
+					inputs[k] = v.Default
+				}
+			}
+			ghPath := filepath.Join(tmp, "github_path")
+			env := []string{"PATH=/usr/bin:/bin", "HOME=" + tmp, "BASE_URL=file://" + base,
+				"GITHUB_ACTION_PATH=" + integRoot(t), "GITHUB_PATH=" + ghPath, "RUNNER_TEMP=" + tmp}
+			expr := regexp.MustCompile(`\$\{\{ *(inputs|runner)\.([a-z]+) *\}\}`)
+			for i, step := range action.Runs.Steps[:2] {
+				stepEnv := append([]string(nil), env...)
+				for k, v := range step.Env {
+					stepEnv = append(stepEnv, k+"="+expr.ReplaceAllStringFunc(v, func(s string) string {
+						m := expr.FindStringSubmatch(s)
+						if m[1] == "runner" {
+							return tmp
+						}
+						return inputs[m[2]]
+					}))
+				}
+				// The runner prepends GITHUB_PATH entries to PATH for later steps.
+				if p, err := os.ReadFile(ghPath); err == nil {
+					stepEnv = append(stepEnv, "PATH="+strings.TrimSpace(string(p))+":/usr/bin:/bin")
+				}
+				res := integRun(t, integRoot(t), stepEnv, nil, "bash", "-e", "-c", step.Run)
+				want := 0
+				if i == 1 {
+					want = tc.code
+				}
+				if res.code != want {
+					t.Fatalf("step %q exited %d, want %d:\n%s%s", step.Name, res.code, want, res.stdout, res.stderr)
+				}
+			}
+			report, err := os.ReadFile(inputs["sarif"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log struct {
+				Runs []struct {
+					Results []struct {
+						RuleID    string
+						Locations []struct {
+							PhysicalLocation struct {
+								ArtifactLocation struct{ URI string }
+								Region           struct{ StartLine int }
+							}
+						}
+					}
+				}
+			}
+			if err := json.Unmarshal(report, &log); err != nil || len(log.Runs) != 1 {
+				t.Fatalf("SARIF log: %v\n%s", err, report)
+			}
+			results := log.Runs[0].Results
+			if tc.code == 0 && len(results) != 0 {
+				t.Errorf("compliant render: %d results, want none", len(results))
+			}
+			if tc.code != 0 {
+				found := false
+				for _, r := range results {
+					l := r.Locations
+					if r.RuleID == "imds-missing" && len(l) == 1 && l[0].PhysicalLocation.ArtifactLocation.URI == "examples/kustomize/base/cluster.yaml" &&
+						l[0].PhysicalLocation.Region.StartLine > 0 {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("non-compliant render: no imds-missing result on a line of examples/kustomize/base/cluster.yaml:\n%s", report)
+				}
+			}
+		})
+	}
+}
+
+// TestClientsPreCommit runs the hook of .pre-commit-hooks.yaml with the real pre-commit
+// (`pre-commit try-repo`, which reads the hook from this repository) on staged manifests.
+func TestClientsPreCommit(t *testing.T) {
+	clientsEnabled(t)
+	preCommit, err := exec.LookPath("pre-commit")
+	if err != nil {
+		t.Skip("pre-commit is not installed (apt-get install -y pre-commit; .ci/run does)")
+	}
+	env := append(clientsEnv(t), "PRE_COMMIT_HOME="+t.TempDir())
+	root := integRoot(t)
+	for _, tc := range []struct {
+		name, manifest string
+		code           int
+	}{
+		{"non-compliant", "examples/kustomize/base/cluster.yaml", 1},
+		{"compliant", "examples/kustomize/exec/expected.yaml", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo := t.TempDir()
+			integGit(t, repo, "init", "-q")
+			// The hook's default args name imds.yaml at the repository root.
+			integCopyFile(t, filepath.Join(root, "examples", "kustomize", "exec", "imds.yaml"), filepath.Join(repo, "imds.yaml"), 0o644)
+			integCopyFile(t, filepath.Join(root, tc.manifest), filepath.Join(repo, "clusters", "cluster.yaml"), 0o644)
+			integGit(t, repo, "add", "-A")
+			res := integRun(t, repo, env, nil, preCommit, "try-repo", root, "capa-imds-audit", "--files", "clusters/cluster.yaml")
+			out := string(res.stdout) + string(res.stderr)
+			if res.code != tc.code {
+				t.Fatalf("pre-commit try-repo exited %d, want %d:\n%s", res.code, tc.code, out)
+			}
+			if tc.code != 0 && !strings.Contains(out, "clusters/cluster.yaml: AWSManagedMachinePool") {
+				t.Errorf("pre-commit output does not name the finding:\n%s", out)
+			}
+		})
 	}
 }
