@@ -208,7 +208,7 @@ func (r *run) useSecret(machinePool *object, st bootstrapState) {
 	}
 	r.dropConfigRef(machinePool, b, st, "configRef is set: Cluster API would overwrite dataSecretName from it")
 	if setScalar(b, "dataSecretName", secretName, false) {
-		r.changed(machinePool, bootField+".dataSecretName", nilIfEmpty(st.dataSecretName), secretName, "")
+		r.record(edit{obj: machinePool, field: bootField + ".dataSecretName", current: nilIfEmpty(st.dataSecretName), proposed: secretName})
 	}
 }
 
@@ -217,7 +217,7 @@ func (r *run) dropConfigRef(machinePool *object, b *yaml.Node, st bootstrapState
 		return
 	}
 	removeKey(b, "configRef")
-	r.changed(machinePool, bootField+".configRef", st.configRef, nil, why)
+	r.record(edit{obj: machinePool, field: bootField + ".configRef", current: st.configRef, finding: why})
 	if st.config != nil {
 		r.detachedConfigs[st.config] = machinePool
 	}
@@ -245,8 +245,8 @@ func (r *run) useNodeadm(machinePool *object, st bootstrapState, why string) {
 	r.dropConfigRef(machinePool, b, st, "replaced by a NodeadmConfig: "+why)
 	if st.dataSecretName != "" {
 		removeKey(b, "dataSecretName")
-		r.changed(machinePool, bootField+".dataSecretName", st.dataSecretName, nil,
-			"a bootstrap.sh Secret cannot join these nodes ("+why+"): replaced by a NodeadmConfig")
+		r.record(edit{obj: machinePool, field: bootField + ".dataSecretName", current: st.dataSecretName,
+			finding: "a bootstrap.sh Secret cannot join these nodes (" + why + "): replaced by a NodeadmConfig"})
 		if st.ours {
 			r.detachedConfigs[st.secret] = machinePool
 		}
@@ -260,17 +260,19 @@ func (r *run) useNodeadm(machinePool *object, st bootstrapState, why string) {
 	}
 	ref.Content = append(ref.Content, keyNode("kind"), stringNode("NodeadmConfig"), keyNode("name"), stringNode(name))
 	setNode(b, "configRef", ref)
-	r.changed(machinePool, bootField+".configRef", nil, "NodeadmConfig "+name,
-		"no bootstrap that joins the nodes ("+why+"): CAPA's shape for a CUSTOM Amazon Linux 2023 pool is a NodeadmConfig")
+	e := edit{obj: machinePool, field: bootField + ".configRef", proposed: "NodeadmConfig " + name,
+		finding: "no bootstrap that joins the nodes (" + why + "): CAPA's shape for a CUSTOM Amazon Linux 2023 pool is a NodeadmConfig"}
 	if existing != nil {
+		r.record(e)
 		return
 	}
+	e.note = inform("added NodeadmConfig %s (spec: {}): %s, so nodeadm joins the nodes", name, why)
+	r.record(e)
 	fresh := newNodeadmConfig(name, machinePool.namespace)
 	o := newObject(fresh, machinePool.defNS)
 	r.placeNear(machinePool, fresh)
 	r.added[machinePool] = append(r.added[machinePool], o)
 	r.index[key] = o
-	r.editf(Info, machinePool, bootField+".configRef", "added NodeadmConfig %s (spec: {}): %s, so nodeadm joins the nodes", name, why)
 }
 
 func newNodeadmConfig(name, namespace string) *yaml.RNode {

@@ -99,7 +99,7 @@ func (r *run) ensureSecret(machinePool *object, eksName string, st bootstrapStat
 			if lookup(existing.node.YNode(), "stringData", "value") != nil {
 				field = "stringData.value"
 			}
-			r.changed(existing, field, current, script, "")
+			r.record(edit{obj: existing, field: field, current: current, proposed: script})
 			if err := setSecretScript(existing.node.YNode(), script); err != nil {
 				r.errorf(existing, fieldOf(err), "%s", msgOf(err))
 				return ""
@@ -113,8 +113,8 @@ func (r *run) ensureSecret(machinePool *object, eksName string, st bootstrapStat
 		r.added[machinePool] = append(r.added[machinePool], o)
 		r.index[key] = o
 		r.secrets[key] = &generatedSecret{obj: o, script: script, cluster: clusterName}
-		r.changed(machinePool, "spec.template.spec.bootstrap.dataSecretName", nil, name,
-			fmt.Sprintf("missing bootstrap Secret %s with the bootstrap.sh call for EKS cluster %s", name, eksName))
+		r.record(edit{obj: machinePool, field: "spec.template.spec.bootstrap.dataSecretName", proposed: name,
+			finding: fmt.Sprintf("missing bootstrap Secret %s with the bootstrap.sh call for EKS cluster %s", name, eksName)})
 	}
 	return name
 }

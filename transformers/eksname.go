@@ -251,9 +251,9 @@ func (r *run) settle(n eksName) {
 	if n.cp == nil {
 		return
 	}
-	pinned := r.pin(n.cp, n.name)
-	if n.guessedNS {
-		r.unknownNamespace(n.cp, n.name, pinned)
+	pinned := r.pin(n.cp, n.name, n.guessedNS)
+	if n.guessedNS && !pinned {
+		r.unknownNamespace(n.cp, n.name)
 	}
 	if n.templated && !pinned {
 		r.warnf(n.cp, "metadata.name", "the EKS cluster name %s holds placeholders: CAPA hashes names of 100 characters or more and "+
@@ -280,28 +280,21 @@ func (r *run) controlPlaneNamespace(cp *object) string {
 	return defaultNamespace
 }
 
-// unknownNamespace reports a name derived from a guessed namespace.
-func (r *run) unknownNamespace(cp *object, name string, pinned bool) {
-	const field = "metadata.namespace"
-	if pinned {
-		r.editf(Warning, cp, field, "no namespace and none configured: pinned spec.eksClusterName to %s (as if in %q), so the nodes "+
-			"join wherever it is applied; to get the name CAPA derives in the target namespace, set spec.namespace in the "+
-			"IMDSConfig or pass --namespace", name, defaultNamespace)
-		return
-	}
+// unknownNamespace reports a name derived from a guessed namespace and not pinned.
+func (r *run) unknownNamespace(cp *object, name string) {
 	msg := "no namespace and none configured: the bootstrap script names %s, as if in %q, but CAPA derives the name from the " +
 		"namespace the control plane is applied to (helm -n, an Argo CD destination, kubectl apply -n), and the nodes of any " +
 		"other namespace would never join; set spec.namespace in the IMDSConfig (or --namespace), or pin spec.eksClusterName"
 	if r.cfg.Mode == ModeAudit {
-		r.errorf(cp, field, msg, name, defaultNamespace)
+		r.errorf(cp, "metadata.namespace", msg, name, defaultNamespace)
 		return
 	}
-	r.warnf(cp, field, msg, name, defaultNamespace)
+	r.warnf(cp, "metadata.namespace", msg, name, defaultNamespace)
 }
 
 // pin writes name into the control plane's empty spec.eksClusterName, once a run. It
 // reports whether the control plane carries the name now.
-func (r *run) pin(cp *object, name string) bool {
+func (r *run) pin(cp *object, name string, guessedNS bool) bool {
 	if prev, ok := r.pinned[cp]; ok {
 		return prev == name
 	}
@@ -319,9 +312,15 @@ func (r *run) pin(cp *object, name string) bool {
 	}
 	r.pinned[cp] = name
 	setScalar(spec, "eksClusterName", name, false)
-	r.changed(cp, "spec.eksClusterName", nil, name, fmt.Sprintf("unset: pin it to %s, the cluster the bootstrap script joins, "+
-		"so a namespace or name change applied later cannot make CAPA name the cluster otherwise", name))
-	r.editf(Info, cp, "spec.eksClusterName", "pinned to %s, the cluster the bootstrap script joins: CAPA fills an empty "+
-		"eksClusterName once, at creation, from the namespace and name it sees then, which may not be these", name)
+	n := inform("pinned to %s, the cluster the bootstrap script joins: CAPA fills an empty eksClusterName once, at creation, "+
+		"from the namespace and name it sees then, which may not be these", name)
+	if guessedNS {
+		n = &note{sev: Warning, field: "metadata.namespace", msg: fmt.Sprintf("no namespace and none configured: pinned "+
+			"spec.eksClusterName to %s (as if in %q), so the nodes join wherever it is applied; to get the name CAPA derives in "+
+			"the target namespace, set spec.namespace in the IMDSConfig or pass --namespace", name, defaultNamespace)}
+	}
+	r.record(edit{obj: cp, field: "spec.eksClusterName", proposed: name, note: n,
+		finding: fmt.Sprintf("unset: pin it to %s, the cluster the bootstrap script joins, so a namespace or name change "+
+			"applied later cannot make CAPA name the cluster otherwise", name)})
 	return true
 }

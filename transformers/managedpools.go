@@ -102,6 +102,7 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 		mp.amiType = defaultAMIType
 	}
 	written := lookup
+	var lookupNote *note
 	switch {
 	case amiID != "":
 		mp.family = familyCustom
@@ -120,8 +121,11 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 		lookup, mp.family = "AmazonLinux", familyAL2
 		if bootKind == "NodeadmConfig" || al2023Version(version) {
 			lookup, mp.family = "AmazonLinux2023", familyAL2023
-			r.editf(Warning, o, "spec.awsLaunchTemplate.ami.eksLookupType", "set to AmazonLinux2023: without it CAPA looks up an "+
-				"Amazon Linux 2 image, which %s", map[bool]string{true: "cannot run a NodeadmConfig", false: "EKS does not publish for Kubernetes " + version}[bootKind == "NodeadmConfig"])
+			why := "EKS does not publish for Kubernetes " + version
+			if bootKind == "NodeadmConfig" {
+				why = "cannot run a NodeadmConfig"
+			}
+			lookupNote = warn("set to AmazonLinux2023: without it CAPA looks up an Amazon Linux 2 image, which %s", why)
 		}
 	default:
 		fam, known := amiFamilies[mp.amiType]
@@ -159,12 +163,12 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 			return nil
 		}
 		setScalar(ami, "eksLookupType", lookup, false)
-		r.changed(o, "spec.awsLaunchTemplate.ami.eksLookupType", nil, lookup,
-			fmt.Sprintf("unset: CAPA would look up an Amazon Linux 2 image; the pool (amiType %s) needs %s", mp.amiType, lookup))
+		r.record(edit{obj: o, field: "spec.awsLaunchTemplate.ami.eksLookupType", proposed: lookup, note: lookupNote,
+			finding: fmt.Sprintf("unset: CAPA would look up an Amazon Linux 2 image; the pool (amiType %s) needs %s", mp.amiType, lookup)})
 	}
 	if amiType != "CUSTOM" {
 		setScalar(spec, "amiType", "CUSTOM", false)
-		r.changed(o, "spec.amiType", nilIfEmpty(amiType), "CUSTOM", "")
+		r.record(edit{obj: o, field: "spec.amiType", current: nilIfEmpty(amiType), proposed: "CUSTOM"})
 		mp.converted = true
 	}
 
@@ -189,9 +193,9 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 		r.moveRemoteAccess(o, spec, ra, lt)
 	}
 	if v := removeKey(spec, "amiVersion"); v != nil {
-		r.changed(o, "spec.amiVersion", v, nil, "")
-		r.editf(Warning, o, "spec.amiVersion", "removed amiVersion %v: EKS rejects a release version with a custom AMI; "+
-			"CAPA's lookup picks the image for the Kubernetes version", display(v))
+		r.record(edit{obj: o, field: "spec.amiVersion", current: v,
+			note: warn("removed amiVersion %v: EKS rejects a release version with a custom AMI; "+
+				"CAPA's lookup picks the image for the Kubernetes version", display(v))})
 	}
 	if valueOf(lt, "iamInstanceProfile") != nil {
 		r.errorf(o, "spec.awsLaunchTemplate.iamInstanceProfile", "CAPA's webhook forbids iamInstanceProfile in a managed pool's "+
@@ -203,7 +207,7 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 	}
 	// A raw clusterctl template (names with ${...}) describes new pools: nothing live to replace.
 	if mp.converted && !raw {
-		r.editf(Warning, o, "spec.amiType", "converted to a launch template with amiType CUSTOM: amiType and the presence of awsLaunchTemplate "+
+		r.noteEnforce(Warning, o, "spec.amiType", "converted to a launch template with amiType CUSTOM: amiType and the presence of awsLaunchTemplate "+
 			"are immutable, so this applies to new pools; replace an existing pool under a new name")
 	}
 	return mp
@@ -218,24 +222,27 @@ func (r *run) moveScalar(o *object, src *yaml.Node, from string, dst *yaml.Node,
 	}
 	fromField := "spec." + from
 	if existing := valueOf(dst, to); existing != nil {
+		e := edit{obj: o, field: fromField, current: v}
 		if existing.Value != v.Value {
-			r.editf(Warning, o, fromField, "removed %s %v: CAPA forbids it beside a launch template, and %s is already %v", from, display(v), toField, display(existing))
+			e.note = warn("removed %s %v: CAPA forbids it beside a launch template, and %s is already %v", from, display(v), toField, display(existing))
 		}
-		r.changed(o, fromField, v, nil, "")
+		r.record(e)
 		return
 	}
 	movePair(dst, k, to, v)
-	r.changed(o, fromField, v, nil, fmt.Sprintf("CAPA's webhook forbids %s beside a launch template: move it to %s", fromField, toField))
+	r.record(edit{obj: o, field: fromField, current: v,
+		finding: fmt.Sprintf("CAPA's webhook forbids %s beside a launch template: move it to %s", fromField, toField)})
 }
 
 // moveRemoteAccess keeps the SSH key, which the launch template can carry; EKS rejects
 // remoteAccess with a launch template, so the rest is dropped with a warning.
 func (r *run) moveRemoteAccess(o *object, spec, ra, lt *yaml.Node) {
 	removeKey(spec, "remoteAccess")
-	r.changed(o, "spec.remoteAccess", ra, nil, "EKS rejects remoteAccess with a launch template")
+	e := edit{obj: o, field: "spec.remoteAccess", current: ra, finding: "EKS rejects remoteAccess with a launch template"}
+	defer func() { r.record(e) }()
 	if ra.Kind != yaml.MappingNode {
 		if !isNull(ra) {
-			r.editf(Warning, o, "spec.remoteAccess", "removed remoteAccess (EKS rejects it with a launch template); it was %s, "+
+			e.note = warn("removed remoteAccess (EKS rejects it with a launch template); it was %s, "+
 				"not a mapping, so nothing in it could move to the launch template", describeNode(ra))
 		}
 		return
@@ -257,7 +264,7 @@ func (r *run) moveRemoteAccess(o *object, spec, ra, lt *yaml.Node) {
 		}
 	}
 	if len(dropped) > 0 {
-		r.editf(Warning, o, "spec.remoteAccess", "removed remoteAccess (EKS rejects it with a launch template); dropped: %s. "+
+		e.note = warn("removed remoteAccess (EKS rejects it with a launch template); dropped: %s. "+
 			"Allow SSH through the launch template's additionalSecurityGroups instead", strings.Join(dropped, "; "))
 	}
 }
@@ -371,9 +378,8 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 			continue
 		}
 		cfgObj.removed = true
-		r.changed(cfgObj, "", "present", nil, "would be removed: its MachinePool now takes its bootstrap from elsewhere")
-		r.editf(Info, cfgObj, "", "removed: %s no longer uses this %s and nothing else references it",
-			r.detachedConfigs[cfgObj].String(), cfgObj.kind)
+		r.record(edit{obj: cfgObj, current: "present", finding: "would be removed: its MachinePool now takes its bootstrap from elsewhere",
+			note: inform("removed: %s no longer uses this %s and nothing else references it", r.detachedConfigs[cfgObj].String(), cfgObj.kind)})
 	}
 }
 
@@ -401,9 +407,9 @@ func (r *run) ensureVersion(machinePool *object) {
 		return
 	}
 	setNode(tmpl, "version", copyScalar(lookup(cp.node.YNode(), "spec", "version")))
-	r.changed(machinePool, field, nil, version, "missing: CAPA's AMI lookup for the launch template needs it")
-	r.editf(Warning, machinePool, field, "set to the control plane's version %s: CAPA's AMI lookup for the launch template needs it. "+
-		"Upgrade the pool by changing it here as well as on the control plane", version)
+	r.record(edit{obj: machinePool, field: field, proposed: version, finding: "missing: CAPA's AMI lookup for the launch template needs it",
+		note: warn("set to the control plane's version %s: CAPA's AMI lookup for the launch template needs it. "+
+			"Upgrade the pool by changing it here as well as on the control plane", version)})
 }
 
 func copyScalar(n *yaml.Node) *yaml.Node {

@@ -55,10 +55,10 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 				migrated[k] = true
 			}
 		}
-		r.changed(o, join(prefix, bogusIMDSField), bogus, nil,
-			bogusIMDSField+" is not a CAPA field (CAPA's docs show it, but the API server drops it): use "+imdsField)
-		r.editf(Warning, o, join(prefix, bogusIMDSField), "%s is not a CAPA field and the API server drops it; migrated %s into %s and removed it",
-			bogusIMDSField, listOrNone(moved), imdsPath)
+		r.record(edit{obj: o, field: join(prefix, bogusIMDSField), current: bogus,
+			finding: bogusIMDSField + " is not a CAPA field (CAPA's docs show it, but the API server drops it): use " + imdsField,
+			note: warn("%s is not a CAPA field and the API server drops it; migrated %s into %s and removed it",
+				bogusIMDSField, listOrNone(moved), imdsPath)})
 	}
 
 	if v := valueOf(imds, optHTTPEndpoint); v != nil && v.Value == "disabled" {
@@ -66,7 +66,8 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 	}
 	if !existed && len(imds.Content) == 0 {
 		// One finding for a missing block reads better than one per option.
-		r.changed(o, imdsPath, nil, r.cfg.optionsMap(), "missing: CAPA defaults to httpTokens optional and hop limit 1 (IMDSv1 allowed)")
+		r.record(edit{obj: o, field: imdsPath, proposed: r.cfg.optionsMap(),
+			finding: "missing: CAPA defaults to httpTokens optional and hop limit 1 (IMDSv1 allowed)"})
 		for _, opt := range r.cfg.Options {
 			setScalar(imds, opt.Key, opt.Value, opt.Int)
 		}
@@ -85,7 +86,7 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 			if opt.Int {
 				want = display(valueOf(imds, opt.Key))
 			}
-			r.changed(o, join(imdsPath, opt.Key), before, want, "")
+			r.record(edit{obj: o, field: join(imdsPath, opt.Key), current: before, proposed: want})
 			changedExisting = changedExisting || existed
 		}
 	}

@@ -125,8 +125,8 @@ type run struct {
 	objects []*object
 	index   map[objKey]*object
 	results Results
-	// changes are what enforce mode did; audit mode reports each as an error.
-	changes []change
+	// edits are what enforce mode did; audit mode reports each as an error (record.go).
+	edits []edit
 	// added holds new objects, each inserted after the object it belongs to.
 	added map[*object][]*object
 
@@ -138,14 +138,6 @@ type run struct {
 	previous        map[objKey][]*object // kustomize's previous names (namespace left out) -> objects
 	pinned          map[*object]string   // control plane -> the EKS name pinned into it this run
 	said            map[string]bool      // infos already given, for lookups made more than once
-}
-
-type change struct {
-	obj      *object
-	field    string
-	current  any
-	proposed any
-	msg      string
 }
 
 func (r *run) result(sev Severity, o *object, field, msg string) *Result {
@@ -169,32 +161,8 @@ func (r *run) warnf(o *object, field, format string, args ...any) {
 	r.result(Warning, o, field, fmt.Sprintf(format, args...))
 }
 
-// editf reports what enforce mode did to a resource; in audit mode the change itself is
-// the finding, so the report would only repeat it in the wrong tense.
-func (r *run) editf(sev Severity, o *object, field, format string, args ...any) {
-	if r.cfg.Mode == ModeAudit {
-		return
-	}
-	r.result(sev, o, field, fmt.Sprintf(format, args...))
-}
-
 func (r *run) infof(o *object, field, format string, args ...any) {
 	r.result(Info, o, field, fmt.Sprintf(format, args...))
-}
-
-// changed records an edit. Only audit mode reports edits (as findings), so enforce mode
-// keeps none. msg, when set, explains the edit; a *yaml.Node value is rendered here,
-// when it is kept, before later edits can touch it.
-func (r *run) changed(o *object, field string, current, proposed any, msg string) {
-	if r.cfg.Mode != ModeAudit {
-		// Kept for the summary only: rendering the values would cost enforce mode for nothing.
-		r.changes = append(r.changes, change{obj: o, field: field})
-		return
-	}
-	if n, ok := current.(*yaml.Node); ok {
-		current = display(n)
-	}
-	r.changes = append(r.changes, change{obj: o, field: field, current: current, proposed: proposed, msg: msg})
 }
 
 // CheckResources refuses input that is not a list of resources; where names the input.
@@ -231,10 +199,16 @@ func Process(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results) {
 
 // ProcessReport is Process that also says what enforce mode changed.
 func ProcessReport(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results, Summary) {
+	_, out, results, summary := process(cfg, items)
+	return out, results, summary
+}
+
+// process is ProcessReport that also hands back the run, for tests of its records.
+func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Summary) {
 	if cfg.Mode == ModeAudit && len(items) == 0 {
 		// A gate that passes nothing would pass a failed render: `kustomize build | capa-imds
 		// --audit` sees empty input when kustomize fails and the shell has no pipefail.
-		return items, Results{{Severity: Error, Message: "audit: the input holds no resources, so there is nothing to vouch for; " +
+		return nil, items, Results{{Severity: Error, Message: "audit: the input holds no resources, so there is nothing to vouch for; " +
 			"check that the step producing it succeeded (in a shell pipe, set -o pipefail)"}}, Summary{}
 	}
 	work := items
@@ -281,7 +255,7 @@ func ProcessReport(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results, Su
 	}
 	r.checkDuplicates()
 	if r.results.ExitCode() != 0 {
-		return items, r.results, Summary{}
+		return r, items, r.results, Summary{}
 	}
 
 	for _, o := range r.objects {
@@ -292,8 +266,8 @@ func ProcessReport(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results, Su
 	r.checkBootstrapOverwrites()
 
 	if cfg.Mode == ModeAudit {
-		for _, c := range r.changes {
-			msg := c.msg
+		for _, c := range r.edits {
+			msg := c.finding
 			if msg == "" {
 				msg = fmt.Sprintf("is %s, want %s", describeValue(c.current), describeValue(c.proposed))
 			}
@@ -302,9 +276,9 @@ func ProcessReport(cfg *Config, items []*yaml.RNode) ([]*yaml.RNode, Results, Su
 				res.Field.CurrentValue, res.Field.ProposedValue = cutValue(c.current), cutValue(c.proposed)
 			}
 		}
-		return items, r.results, Summary{}
+		return r, items, r.results, Summary{}
 	}
-	return r.output(), r.results, r.summary()
+	return r, r.output(), r.results, r.summary()
 }
 
 func describeValue(v any) string {

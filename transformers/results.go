@@ -121,7 +121,7 @@ func (r *run) summary() Summary {
 		}
 	}
 	seen := map[*object]bool{}
-	for _, c := range r.changes {
+	for _, c := range r.edits {
 		if seen[c.obj] || isAdded[c.obj] || c.obj.removed {
 			continue
 		}

@@ -84,7 +84,7 @@ func (r *run) renameTemplates() {
 		if !isClusterAPIGroup(o.group) || o.annotation(SkipAnnotation) != "true" {
 			continue
 		}
-		r.walkTemplateRefs(o.node.YNode(), o.ns(), 0, func(k objKey, _ *yaml.Node) {
+		r.walkTemplateRefs(o.node.YNode(), o.ns(), 0, func(k objKey, _ *yaml.Node, _ string) {
 			if _, renamed := r.renames[k]; renamed {
 				delete(r.renames, k)
 				r.warnf(r.index[k], "metadata.name", "not renamed (renameOnChange): %s references it and is skipped; "+
@@ -97,9 +97,12 @@ func (r *run) renameTemplates() {
 		if !isClusterAPIGroup(o.group) || o.annotation(SkipAnnotation) == "true" {
 			continue
 		}
-		r.walkTemplateRefs(o.node.YNode(), o.ns(), 0, func(k objKey, ref *yaml.Node) {
+		r.walkTemplateRefs(o.node.YNode(), o.ns(), 0, func(k objKey, ref *yaml.Node, path string) {
 			if rn, renamed := r.renames[k]; renamed {
-				valueOf(ref, "name").Value = rn.to
+				name := valueOf(ref, "name")
+				r.record(edit{obj: o, field: join(path, "name"), current: name.Value, proposed: rn.to,
+					finding: fmt.Sprintf("names AWSMachineTemplate %s, which renameOnChange renames to %s", name.Value, rn.to)})
+				name.Value = rn.to
 				refs[k]++
 			}
 		})
@@ -116,12 +119,14 @@ func (r *run) renameTemplates() {
 			r.errorf(o, fieldOf(err), "%s", msgOf(err))
 			continue
 		}
-		setScalar(annotations, RenamedFromAnnotation, rn.from, false)
+		if setScalar(annotations, RenamedFromAnnotation, rn.from, false) {
+			r.record(edit{obj: o, field: "metadata.annotations." + RenamedFromAnnotation, proposed: rn.from})
+		}
 		if err := o.node.SetName(newName); err != nil {
 			r.errorf(o, "metadata.name", "%v", err)
 			continue
 		}
-		r.changed(o, "metadata.name", old.name, newName, "")
+		r.record(edit{obj: o, field: "metadata.name", current: old.name, proposed: newName})
 		r.infof(o, "metadata.name", "renamed from %s to %s (renameOnChange): its instanceMetadataOptions changed and CAPA "+
 			"forbids changing an existing template; %d reference(s) updated", old.name, newName, refs[old])
 		o.name = newName
@@ -134,18 +139,30 @@ func isClusterAPIGroup(g string) bool {
 	return g == clusterGroup || len(g) > len(clusterGroup) && g[len(g)-len(clusterGroup)-1:] == "."+clusterGroup
 }
 
-// walkTemplateRefs calls fn for every reference to an AWSMachineTemplate under n.
-func (r *run) walkTemplateRefs(n *yaml.Node, ns string, depth int, fn func(objKey, *yaml.Node)) {
+// walkTemplateRefs calls fn for every reference to an AWSMachineTemplate under n, with the
+// reference's field path.
+func (r *run) walkTemplateRefs(n *yaml.Node, ns string, depth int, fn func(objKey, *yaml.Node, string)) {
+	r.walkRefs(n, ns, "", depth, fn)
+}
+
+func (r *run) walkRefs(n *yaml.Node, ns, path string, depth int, fn func(objKey, *yaml.Node, string)) {
 	if n == nil || depth > maxDepth {
 		return
 	}
 	if n.Kind == yaml.MappingNode && scalarField(n, "kind") == "AWSMachineTemplate" {
 		if k, ok := refKey(n, ns); ok && k.group == infraGroup {
-			fn(k, n)
+			fn(k, n, path)
 		}
 	}
-	for _, c := range n.Content {
-		r.walkTemplateRefs(c, ns, depth+1, fn)
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			r.walkRefs(n.Content[i+1], ns, join(path, n.Content[i].Value), depth+1, fn)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			r.walkRefs(c, ns, fmt.Sprintf("%s[%d]", path, i), depth+1, fn)
+		}
 	}
 }
 
