@@ -733,3 +733,62 @@ func TestClientsPreCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestClientsHelmHooks pins how each helm version hands hooks to the post-renderer, with the
+// chart's MachinePool made a post-install hook: Helm 3 post-renders hooks apart from the other
+// manifests, so the function sees a node group without its MachinePool and refuses it; Helm 4
+// post-renders them in one stream, and the bootstrap Secret comes out beside its MachinePool.
+func TestClientsHelmHooks(t *testing.T) {
+	helm3, helm4 := clientsBin(t, "helm3"), clientsBin(t, "helm4")
+	env := clientsEnv(t)
+	chart := filepath.Join(t.TempDir(), "capa-eks")
+	integCopyTree(t, filepath.Join(integRoot(t), "examples", "helm", "capa-eks"), chart)
+	tmpl := filepath.Join(chart, "templates", "cluster.yaml")
+	data, err := os.ReadFile(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pool = "kind: MachinePool\nmetadata:\n  name: {{ .Release.Name }}-pool-0\n"
+	if !bytes.Contains(data, []byte(pool)) {
+		t.Fatalf("%s: no MachinePool to make a hook", tmpl)
+	}
+	data = bytes.Replace(data, []byte(pool), []byte(pool+"  annotations:\n    helm.sh/hook: post-install\n"), 1)
+	if err := os.WriteFile(tmpl, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := clientsHelmTemplate("team-a", clientsChartVariants[1].set)
+	args[slicesIndex(args, "examples/helm/capa-eks")] = chart
+
+	res := integRun(t, integRoot(t), env, nil, helm3, args...)
+	if res.code == 0 || !bytes.Contains(res.stderr, []byte("no MachinePool in the input references this pool")) {
+		t.Errorf("helm 3 with a hook MachinePool: exit %d, stderr %q; want the function to refuse the node group seen without it", res.code, res.stderr)
+	}
+
+	clientsMustRun(t, env, nil, helm4, "plugin", "install", "./helm-plugin")
+	out := clientsMustRun(t, env, nil, helm4, args...)
+	clientsCheckEKS(t, out, "team-a", true)
+}
+
+// TestClientsKubectlKustomize pins docs/integrations.md's warning: kubectl's embedded
+// kustomize has no --enable-exec, and with --enable-alpha-plugins alone it skips the exec
+// function silently, printing the base unchanged with exit 0.
+func TestClientsKubectlKustomize(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl is not installed: the kubectl kustomize check needs it")
+	}
+	work := integExampleTree(t)
+	exampleDir := filepath.Join(work, "examples", "kustomize", "exec")
+	res := integRun(t, work, os.Environ(), nil, kubectl, "kustomize", "--enable-alpha-plugins", exampleDir)
+	if res.code != 0 {
+		t.Fatalf("kubectl kustomize --enable-alpha-plugins exited %d:\n%s", res.code, res.stderr)
+	}
+	base := clientsMustRun(t, os.Environ(), nil, integKustomize(t), "build", filepath.Join(work, "examples", "kustomize", "base"))
+	if !bytes.Equal(res.stdout, base) {
+		t.Errorf("kubectl kustomize ran the function (output differs from the base): update docs/integrations.md\n%s", res.stdout)
+	}
+	res = integRun(t, work, os.Environ(), nil, kubectl, "kustomize", "--enable-alpha-plugins", "--enable-exec", exampleDir)
+	if res.code == 0 || !bytes.Contains(res.stderr, []byte("unknown flag: --enable-exec")) {
+		t.Errorf("kubectl kustomize --enable-exec: exit %d, stderr %q; want an unknown flag", res.code, res.stderr)
+	}
+}
