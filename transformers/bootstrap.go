@@ -72,7 +72,7 @@ func needsNodeadm(mp *managedPool, st bootstrapState) (bool, string) {
 func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 	mpNode := machinePool.node.YNode()
 	if _, err := mapAt(mpNode, "spec", "template", "spec", "bootstrap"); err != nil {
-		r.errorf(machinePool, fieldOf(err), "%s", msgOf(err))
+		r.fail(machinePool, err)
 		return
 	}
 	st := r.bootstrapOf(machinePool)
@@ -203,7 +203,7 @@ func (r *run) useSecret(machinePool *object, st bootstrapState) {
 	r.settle(eks)
 	b, err := ensurePath(machinePool.node.YNode(), "", "spec", "template", "spec", "bootstrap")
 	if err != nil {
-		r.errorf(machinePool, fieldOf(err), "%s", msgOf(err))
+		r.fail(machinePool, err)
 		return
 	}
 	r.dropConfigRef(machinePool, b, st, "configRef is set: Cluster API would overwrite dataSecretName from it")
@@ -230,7 +230,7 @@ func (r *run) dropConfigRef(machinePool *object, b *yaml.Node, st bootstrapState
 func (r *run) useNodeadm(machinePool *object, st bootstrapState, why string) {
 	b, err := ensurePath(machinePool.node.YNode(), "", "spec", "template", "spec", "bootstrap")
 	if err != nil {
-		r.errorf(machinePool, fieldOf(err), "%s", msgOf(err))
+		r.fail(machinePool, err)
 		return
 	}
 	key := objKey{bootstrapGroup, "NodeadmConfig", machinePool.ns(), machinePool.name}

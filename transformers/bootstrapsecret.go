@@ -101,7 +101,7 @@ func (r *run) ensureSecret(machinePool *object, eksName string, st bootstrapStat
 			}
 			r.record(edit{obj: existing, field: field, current: current, proposed: script})
 			if err := setSecretScript(existing.node.YNode(), script); err != nil {
-				r.errorf(existing, fieldOf(err), "%s", msgOf(err))
+				r.fail(existing, err)
 				return ""
 			}
 		}

@@ -307,7 +307,7 @@ func (r *run) pin(cp *object, name string, guessedNS bool) bool {
 	}
 	spec, err := ensurePath(cp.node.YNode(), "", "spec")
 	if err != nil {
-		r.errorf(cp, fieldOf(err), "%s", msgOf(err))
+		r.fail(cp, err)
 		return false
 	}
 	r.pinned[cp] = name

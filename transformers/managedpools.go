@@ -83,12 +83,12 @@ var lookupFamilies = map[string]imageFamily{
 func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPool {
 	root := o.node.YNode()
 	if _, err := mapAt(root, "spec", "awsLaunchTemplate", "ami"); err != nil {
-		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+		r.fail(o, err)
 		return nil
 	}
 	spec, err := ensurePath(root, "", "spec")
 	if err != nil {
-		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+		r.fail(o, err)
 		return nil
 	}
 	amiType := scalarField(spec, "amiType")
@@ -159,7 +159,7 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 		// Always explicit: CAPA's default lookup is Amazon Linux 2, which is over.
 		ami, err := ensurePath(spec, "spec", "awsLaunchTemplate", "ami")
 		if err != nil {
-			r.errorf(o, fieldOf(err), "%s", msgOf(err))
+			r.fail(o, err)
 			return nil
 		}
 		setScalar(ami, "eksLookupType", lookup, false)
@@ -174,7 +174,7 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 
 	lt, err := ensureMap(spec, "awsLaunchTemplate", "spec.awsLaunchTemplate")
 	if err != nil {
-		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+		r.fail(o, err)
 		return nil
 	}
 	if !hadLT {
@@ -184,7 +184,7 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 	if v := valueOf(spec, "diskSize"); v != nil {
 		rv, err := ensureMap(lt, "rootVolume", "spec.awsLaunchTemplate.rootVolume")
 		if err != nil {
-			r.errorf(o, fieldOf(err), "%s", msgOf(err))
+			r.fail(o, err)
 			return nil
 		}
 		r.moveScalar(o, spec, "diskSize", rv, "size", "spec.awsLaunchTemplate.rootVolume.size")
@@ -202,7 +202,7 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 			"launch template (EKS uses the node group role, spec.roleName): remove it")
 	}
 	if _, err := r.applyMetadataOptions(o, []string{"spec", "awsLaunchTemplate"}); err != nil {
-		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+		r.fail(o, err)
 		return nil
 	}
 	// A raw clusterctl template (names with ${...}) describes new pools: nothing live to replace.
@@ -403,7 +403,7 @@ func (r *run) ensureVersion(machinePool *object) {
 	}
 	tmpl, err := ensurePath(machinePool.node.YNode(), "", "spec", "template", "spec")
 	if err != nil {
-		r.errorf(machinePool, fieldOf(err), "%s", msgOf(err))
+		r.fail(machinePool, err)
 		return
 	}
 	setNode(tmpl, "version", copyScalar(lookup(cp.node.YNode(), "spec", "version")))

@@ -37,7 +37,7 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 		return false, err
 	}
 	existed := !isNull(valueOf(p, imdsField))
-	imds, err := ensureMap(p, imdsField, join(prefix, imdsField))
+	imds, err := ensureMap(p, imdsField, fieldPath(prefix).child(imdsField))
 	if err != nil {
 		return false, err
 	}

@@ -48,18 +48,25 @@ func isNull(n *yaml.Node) bool {
 	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == yaml.NodeTagNull)
 }
 
-// fieldError says a value in a resource has a shape the function cannot work with.
+// fieldPath is a field of a resource, dot-separated as results name it
+// ("spec.awsLaunchTemplate.ami").
+type fieldPath string
+
+func (p fieldPath) child(key string) fieldPath { return fieldPath(join(string(p), key)) }
+
+// fieldError says a value in a resource has a shape the function cannot work with; read it
+// with errors.As (run.fail does).
 type fieldError struct {
-	field string
-	msg   string
+	path fieldPath
+	msg  string
 }
 
-func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+func (e *fieldError) Error() string { return string(e.path) + ": " + e.msg }
 
 // ensureMap returns the mapping under key, creating it at the end of m when it is
 // absent or null. Anything else there is an error: the function never overwrites a
 // value it does not understand.
-func ensureMap(m *yaml.Node, key, field string) (*yaml.Node, error) {
+func ensureMap(m *yaml.Node, key string, field fieldPath) (*yaml.Node, error) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value != key {
 			continue
@@ -78,7 +85,7 @@ func ensureMap(m *yaml.Node, key, field string) (*yaml.Node, error) {
 			m.Content[i+1] = nm
 			return nm, nil
 		default:
-			return nil, &fieldError{field: field, msg: fmt.Sprintf("must be a mapping, found %s", describeNode(v))}
+			return nil, &fieldError{path: field, msg: fmt.Sprintf("must be a mapping, found %s", describeNode(v))}
 		}
 	}
 	nm := &yaml.Node{Kind: yaml.MappingNode, Tag: yaml.NodeTagMap}
@@ -96,11 +103,11 @@ func appendPair(m, k, v *yaml.Node) {
 }
 
 // ensurePath is ensureMap along a path; field names the path for errors.
-func ensurePath(root *yaml.Node, prefix string, path ...string) (*yaml.Node, error) {
+func ensurePath(root *yaml.Node, prefix fieldPath, path ...string) (*yaml.Node, error) {
 	n := root
 	field := prefix
 	for _, key := range path {
-		field = join(field, key)
+		field = field.child(key)
 		var err error
 		if n, err = ensureMap(n, key, field); err != nil {
 			return nil, err
@@ -112,15 +119,15 @@ func ensurePath(root *yaml.Node, prefix string, path ...string) (*yaml.Node, err
 // mapAt checks that every existing step of path is a mapping, without creating anything.
 func mapAt(root *yaml.Node, path ...string) (*yaml.Node, error) {
 	n := root
-	field := ""
+	var field fieldPath
 	for _, key := range path {
-		field = join(field, key)
+		field = field.child(key)
 		v := valueOf(n, key)
 		if isNull(v) {
 			return nil, nil
 		}
 		if v.Kind != yaml.MappingNode {
-			return nil, &fieldError{field: field, msg: fmt.Sprintf("must be a mapping, found %s", describeNode(v))}
+			return nil, &fieldError{path: field, msg: fmt.Sprintf("must be a mapping, found %s", describeNode(v))}
 		}
 		n = v
 	}

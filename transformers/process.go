@@ -3,6 +3,7 @@
 package transformers
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -454,7 +455,7 @@ func (r *run) processObject(o *object) {
 	}
 	changedExisting, err := r.applyMetadataOptions(o, parent)
 	if err != nil {
-		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+		r.fail(o, err)
 		return
 	}
 	// A raw clusterctl template (names with ${...}) describes new clusters: no live template yet.
@@ -463,18 +464,14 @@ func (r *run) processObject(o *object) {
 	}
 }
 
-func fieldOf(err error) string {
-	if fe, ok := err.(*fieldError); ok {
-		return fe.field
+// fail reports err on the object: at the field a *fieldError names, or on the whole object.
+func (r *run) fail(o *object, err error) {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		r.errorf(o, string(fe.path), "%s", fe.msg)
+		return
 	}
-	return ""
-}
-
-func msgOf(err error) string {
-	if fe, ok := err.(*fieldError); ok {
-		return fe.msg
-	}
-	return err.Error()
+	r.errorf(o, "", "%v", err)
 }
 
 // checkBastion warns about the one EC2 instance no manifest can cover: CAPA (v2.13.0)

@@ -168,7 +168,7 @@ func (r *run) machinePoolsByInfraRef() map[*object][]*object {
 		// A MachinePool whose template is not a mapping names no pool the function can
 		// see, and the API server would refuse it anyway.
 		if _, err := mapAt(o.node.YNode(), "spec", "template", "spec", "infrastructureRef"); err != nil {
-			r.errorf(o, fieldOf(err), "%s", msgOf(err))
+			r.fail(o, err)
 			continue
 		}
 		k, ok := refKey(lookup(o.node.YNode(), "spec", "template", "spec", "infrastructureRef"), o.ns())

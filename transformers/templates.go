@@ -48,7 +48,7 @@ func (r *run) immutableTemplateChanged(o *object) {
 		return
 	}
 	if _, err := mapAt(o.node.YNode(), "metadata", "annotations"); err != nil {
-		r.errorf(o, fieldOf(err), "%s", msgOf(err))
+		r.fail(o, err)
 		return
 	}
 	if r.renames == nil {
@@ -116,7 +116,7 @@ func (r *run) renameTemplates() {
 		old := o.key()
 		annotations, err := ensurePath(o.node.YNode(), "", "metadata", "annotations")
 		if err != nil {
-			r.errorf(o, fieldOf(err), "%s", msgOf(err))
+			r.fail(o, err)
 			continue
 		}
 		if setScalar(annotations, RenamedFromAnnotation, rn.from, false) {
