@@ -73,13 +73,75 @@ type TemplatesConfig struct {
 	RenameOnChange bool `json:"renameOnChange,omitempty"`
 }
 
-// InstanceMetadataOptions mirrors CAPA's type of the same name; a nil field means the default.
+// InstanceMetadataOptions mirrors CAPA's type of the same name; an empty field means the
+// default (Default fills it in).
 type InstanceMetadataOptions struct {
-	HTTPTokens              string `json:"httpTokens,omitempty"`
-	HTTPPutResponseHopLimit *int64 `json:"httpPutResponseHopLimit,omitempty"`
-	HTTPEndpoint            string `json:"httpEndpoint,omitempty"`
-	InstanceMetadataTags    string `json:"instanceMetadataTags,omitempty"`
-	HTTPProtocolIPv6        string `json:"httpProtocolIpv6,omitempty"`
+	HTTPTokens              HTTPTokensState       `json:"httpTokens,omitempty"`
+	HTTPPutResponseHopLimit *int64                `json:"httpPutResponseHopLimit,omitempty"`
+	HTTPEndpoint            InstanceMetadataState `json:"httpEndpoint,omitempty"`
+	InstanceMetadataTags    InstanceMetadataState `json:"instanceMetadataTags,omitempty"`
+	HTTPProtocolIPv6        InstanceMetadataState `json:"httpProtocolIpv6,omitempty"`
+}
+
+// HTTPTokensState and InstanceMetadataState are CAPA's enums (api/v1beta2/types.go).
+type (
+	HTTPTokensState       string
+	InstanceMetadataState string
+)
+
+const (
+	HTTPTokensStateOptional HTTPTokensState = "optional"
+	HTTPTokensStateRequired HTTPTokensState = "required"
+
+	InstanceMetadataStateEnabled  InstanceMetadataState = "enabled"
+	InstanceMetadataStateDisabled InstanceMetadataState = "disabled"
+)
+
+// The function's defaults: IMDSv2 only, reachable from containers (hop limit 2).
+const (
+	defaultHTTPTokens   = HTTPTokensStateRequired
+	defaultHopLimit     = int64(2)
+	defaultHTTPEndpoint = InstanceMetadataStateEnabled
+	defaultTags         = InstanceMetadataStateDisabled
+)
+
+// Default fills in what the user left out. httpProtocolIpv6 has no default: it is written
+// only when configured.
+func (o *InstanceMetadataOptions) Default() {
+	if o.HTTPTokens == "" {
+		o.HTTPTokens = defaultHTTPTokens
+	}
+	if o.HTTPPutResponseHopLimit == nil {
+		hop := defaultHopLimit
+		o.HTTPPutResponseHopLimit = &hop
+	}
+	if o.HTTPEndpoint == "" {
+		o.HTTPEndpoint = defaultHTTPEndpoint
+	}
+	if o.InstanceMetadataTags == "" {
+		o.InstanceMetadataTags = defaultTags
+	}
+}
+
+// Validate checks every set field against what CAPA accepts; it defaults nothing.
+func (o *InstanceMetadataOptions) Validate() *ConfigError {
+	const prefix = "spec.instanceMetadataOptions."
+	if hop := o.HTTPPutResponseHopLimit; hop != nil && (*hop < minHopLimit || *hop > maxHopLimit) {
+		return &ConfigError{Field: prefix + optHopLimit,
+			Msg: fmt.Sprintf("%d is out of range; allowed: an integer in %d..%d", *hop, minHopLimit, maxHopLimit)}
+	}
+	for _, kv := range []struct{ key, val string }{
+		{optHTTPTokens, string(o.HTTPTokens)}, {optHTTPEndpoint, string(o.HTTPEndpoint)},
+		{optTags, string(o.InstanceMetadataTags)}, {optIPv6, string(o.HTTPProtocolIPv6)},
+	} {
+		if kv.val == "" {
+			continue
+		}
+		if err := oneOf(prefix+kv.key, kv.val, optionEnums[kv.key]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type ManagedMachinePools struct {
@@ -127,9 +189,9 @@ const (
 )
 
 var (
-	enabledDisabled = []string{"enabled", "disabled"}
+	enabledDisabled = []string{string(InstanceMetadataStateEnabled), string(InstanceMetadataStateDisabled)}
 	optionEnums     = map[string][]string{
-		optHTTPTokens:   {"required", "optional"},
+		optHTTPTokens:   {string(HTTPTokensStateRequired), string(HTTPTokensStateOptional)},
 		optHTTPEndpoint: enabledDisabled,
 		optTags:         enabledDisabled,
 		optIPv6:         enabledDisabled,
@@ -328,7 +390,7 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 			case "namespace":
 				c.Spec.Namespace = val
 			case optHTTPTokens:
-				opts.HTTPTokens = val
+				opts.HTTPTokens = HTTPTokensState(val)
 			case optHopLimit:
 				// ConfigMap values are strings by nature; only plain decimal digits are a number,
 				// without a leading zero (010 would be 8 in the typed config).
@@ -339,11 +401,11 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 				n, _ := strconv.ParseInt(val, 10, 64)
 				opts.HTTPPutResponseHopLimit = &n
 			case optHTTPEndpoint:
-				opts.HTTPEndpoint = val
+				opts.HTTPEndpoint = InstanceMetadataState(val)
 			case optTags:
-				opts.InstanceMetadataTags = val
+				opts.InstanceMetadataTags = InstanceMetadataState(val)
 			case optIPv6:
-				opts.HTTPProtocolIPv6 = val
+				opts.HTTPProtocolIPv6 = InstanceMetadataState(val)
 			case "bootstrapStrategy":
 				boot.Strategy = BootstrapStrategy(val)
 			case "secretName":
@@ -406,81 +468,109 @@ func configMapField(f string) string {
 	return f
 }
 
-// resolve validates the enums and ranges and applies the defaults.
-func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
-	s := c.Spec
-	cfg := &Config{Mode: s.Mode, Namespace: s.Namespace, BootstrapStrategy: BootstrapAuto, PinEKSClusterName: true}
-	if cfg.Mode == "" {
-		cfg.Mode = ModeEnforce
+// Default fills in everything the user left out.
+func (s *ConfigSpec) Default() {
+	if s.Mode == "" {
+		s.Mode = ModeEnforce
 	}
-	if err := oneOf("spec.mode", string(cfg.Mode), modes); err != nil {
-		return nil, err
+	if s.InstanceMetadataOptions == nil {
+		s.InstanceMetadataOptions = &InstanceMetadataOptions{}
 	}
-	o := InstanceMetadataOptions{}
-	if s.InstanceMetadataOptions != nil {
-		o = *s.InstanceMetadataOptions
+	s.InstanceMetadataOptions.Default()
+	if s.ManagedMachinePools == nil {
+		s.ManagedMachinePools = &ManagedMachinePools{}
 	}
-	hop := int64(2)
-	if o.HTTPPutResponseHopLimit != nil {
-		hop = *o.HTTPPutResponseHopLimit
+	if s.ManagedMachinePools.Bootstrap == nil {
+		s.ManagedMachinePools.Bootstrap = &BootstrapConfig{}
 	}
-	if hop < minHopLimit || hop > maxHopLimit {
-		return nil, &ConfigError{Field: "spec.instanceMetadataOptions." + optHopLimit,
-			Msg: fmt.Sprintf("%d is out of range; allowed: an integer in %d..%d", hop, minHopLimit, maxHopLimit)}
+	s.ManagedMachinePools.Bootstrap.Default()
+	if s.Templates == nil {
+		s.Templates = &TemplatesConfig{}
 	}
-	for _, kv := range []struct{ key, val, def string }{
-		{optHTTPTokens, o.HTTPTokens, "required"},
-		{optHopLimit, strconv.FormatInt(hop, 10), ""},
-		{optHTTPEndpoint, o.HTTPEndpoint, "enabled"},
-		{optTags, o.InstanceMetadataTags, "disabled"},
-		{optIPv6, o.HTTPProtocolIPv6, ""},
-	} {
-		if kv.key == optHopLimit {
-			cfg.Options = append(cfg.Options, Option{Key: kv.key, Value: kv.val, Int: true})
-			continue
+}
+
+// Default fills in the bootstrap strategy and pinning.
+func (b *BootstrapConfig) Default() {
+	if b.Strategy == "" {
+		b.Strategy = BootstrapAuto
+	}
+	if b.PinEKSClusterName == nil {
+		pin := true
+		b.PinEKSClusterName = &pin
+	}
+}
+
+// Validate checks every set field; it defaults nothing, so it can run before or after Default.
+func (s *ConfigSpec) Validate() *ConfigError {
+	if s.Mode != "" {
+		if err := oneOf("spec.mode", string(s.Mode), modes); err != nil {
+			return err
 		}
-		v := kv.val
-		if v == "" {
-			v = kv.def
+	}
+	if s.Namespace != "" {
+		if err := ValidateNamespace(s.Namespace); err != nil {
+			return &ConfigError{Field: "spec.namespace", Msg: err.Error()}
 		}
-		if v == "" {
-			continue // httpProtocolIpv6 is written only when configured
+	}
+	if o := s.InstanceMetadataOptions; o != nil {
+		if err := o.Validate(); err != nil {
+			return err
 		}
-		if err := oneOf("spec.instanceMetadataOptions."+kv.key, v, optionEnums[kv.key]); err != nil {
-			return nil, err
-		}
-		cfg.Options = append(cfg.Options, Option{Key: kv.key, Value: v})
 	}
 	if s.ManagedMachinePools != nil && s.ManagedMachinePools.Bootstrap != nil {
-		b := s.ManagedMachinePools.Bootstrap
-		if b.Strategy != "" {
-			cfg.BootstrapStrategy = b.Strategy
-		}
-		cfg.SecretName = b.SecretName
-		cfg.EKSClusterName = b.EKSClusterName
-		if b.PinEKSClusterName != nil {
-			cfg.PinEKSClusterName = *b.PinEKSClusterName
+		if err := s.ManagedMachinePools.Bootstrap.Validate(); err != nil {
+			return err
 		}
 	}
-	if s.Templates != nil {
-		cfg.RenameOnChange = s.Templates.RenameOnChange
+	return nil
+}
+
+// Validate checks the strategy, the Secret name and the EKS cluster name.
+func (b *BootstrapConfig) Validate() *ConfigError {
+	const prefix = "spec.managedMachinePools.bootstrap."
+	if b.Strategy != "" {
+		if err := oneOf(prefix+"strategy", string(b.Strategy), strategies); err != nil {
+			return err
+		}
 	}
-	if err := oneOf("spec.managedMachinePools.bootstrap.strategy", string(cfg.BootstrapStrategy), strategies); err != nil {
+	if b.SecretName != "" && !validSecretName(b.SecretName) {
+		return &ConfigError{Field: prefix + "secretName",
+			Msg: fmt.Sprintf("%q is not a valid Secret name (lowercase RFC 1123 subdomain, at most 253 characters)", b.SecretName)}
+	}
+	if b.EKSClusterName != "" {
+		if err := validateEKSClusterName(b.EKSClusterName); err != nil {
+			return &ConfigError{Field: prefix + "eksClusterName", Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+// resolve validates the spec, applies the defaults and flattens it for the run.
+func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
+	s := c.Spec
+	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Namespace != "" {
-		if err := ValidateNamespace(cfg.Namespace); err != nil {
-			return nil, &ConfigError{Field: "spec.namespace", Msg: err.Error()}
-		}
+	s.Default()
+	o, b := s.InstanceMetadataOptions, s.ManagedMachinePools.Bootstrap
+	cfg := &Config{
+		Mode:              s.Mode,
+		Namespace:         s.Namespace,
+		BootstrapStrategy: b.Strategy,
+		SecretName:        b.SecretName,
+		EKSClusterName:    b.EKSClusterName,
+		PinEKSClusterName: *b.PinEKSClusterName,
+		RenameOnChange:    s.Templates.RenameOnChange,
 	}
-	if cfg.SecretName != "" && !validSecretName(cfg.SecretName) {
-		return nil, &ConfigError{Field: "spec.managedMachinePools.bootstrap.secretName",
-			Msg: fmt.Sprintf("%q is not a valid Secret name (lowercase RFC 1123 subdomain, at most 253 characters)", cfg.SecretName)}
+	// A fixed order, whatever order the user wrote.
+	cfg.Options = []Option{
+		{Key: optHTTPTokens, Value: string(o.HTTPTokens)},
+		{Key: optHopLimit, Value: strconv.FormatInt(*o.HTTPPutResponseHopLimit, 10), Int: true},
+		{Key: optHTTPEndpoint, Value: string(o.HTTPEndpoint)},
+		{Key: optTags, Value: string(o.InstanceMetadataTags)},
 	}
-	if cfg.EKSClusterName != "" {
-		if err := validateEKSClusterName(cfg.EKSClusterName); err != nil {
-			return nil, &ConfigError{Field: "spec.managedMachinePools.bootstrap.eksClusterName", Msg: err.Error()}
-		}
+	if o.HTTPProtocolIPv6 != "" {
+		cfg.Options = append(cfg.Options, Option{Key: optIPv6, Value: string(o.HTTPProtocolIPv6)})
 	}
 	return cfg, nil
 }
