@@ -1,6 +1,7 @@
 package transformers
 
 import (
+	"fmt"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -219,7 +220,7 @@ func (r *run) dropConfigRef(machinePool *object, b *yaml.Node, st bootstrapState
 	removeKey(b, "configRef")
 	r.record(edit{obj: machinePool, field: bootField + ".configRef", current: st.configRef, finding: why})
 	if st.config != nil {
-		r.detachedConfigs[st.config] = machinePool
+		r.pools.detached[st.config] = machinePool
 	}
 }
 
@@ -248,7 +249,7 @@ func (r *run) useNodeadm(machinePool *object, st bootstrapState, why string) {
 		r.record(edit{obj: machinePool, field: bootField + ".dataSecretName", current: st.dataSecretName,
 			finding: "a bootstrap.sh Secret cannot join these nodes (" + why + "): replaced by a NodeadmConfig"})
 		if st.ours {
-			r.detachedConfigs[st.secret] = machinePool
+			r.pools.detached[st.secret] = machinePool
 		}
 	}
 	ref := &yaml.Node{Kind: yaml.MappingNode, Tag: yaml.NodeTagMap}
@@ -302,4 +303,25 @@ func nonEmptyKeys(m *yaml.Node) []string {
 		keys = append(keys, m.Content[i].Value)
 	}
 	return keys
+}
+
+// checkBootstrapOverwrites flags MachinePools that set both a bootstrap configRef and a
+// dataSecretName: Cluster API overwrites the Secret name from the config.
+func (r *run) checkBootstrapOverwrites() {
+	for _, o := range r.objects {
+		if o.group != clusterGroup || o.kind != "MachinePool" {
+			continue
+		}
+		boot := lookup(o.node.YNode(), "spec", "template", "spec", "bootstrap")
+		if isNull(valueOf(boot, "configRef")) || scalarField(boot, "dataSecretName") == "" || o.annotation(SkipAnnotation) == "true" {
+			continue
+		}
+		msg := fmt.Sprintf("both configRef and dataSecretName are set: Cluster API overwrites dataSecretName %q from the "+
+			"bootstrap config", scalarField(boot, "dataSecretName"))
+		if r.cfg.Mode == ModeAudit {
+			r.errorf(o, "spec.template.spec.bootstrap.dataSecretName", "%s", msg)
+		} else {
+			r.warnf(o, "spec.template.spec.bootstrap.dataSecretName", "%s", msg)
+		}
+	}
 }

@@ -67,11 +67,11 @@ func (r *run) ensureSecret(machinePool *object, eksName string, st bootstrapStat
 		}
 	}
 	if st.ours && name != st.secret.name {
-		r.detachedConfigs[st.secret] = machinePool
+		r.pools.detached[st.secret] = machinePool
 	}
 	script := bootstrapScript(eksName)
 	key := objKey{"", "Secret", machinePool.ns(), name}
-	if prev, ok := r.secrets[key]; ok {
+	if prev, ok := r.pools.secrets[key]; ok {
 		if prev.script != script && !prev.skipped {
 			r.errorf(machinePool, "", "bootstrap Secret %s is shared with Cluster %q but their scripts differ (EKS clusters %q and %q): "+
 				"a fixed secretName cannot serve two clusters in one namespace", name, prev.cluster,
@@ -82,7 +82,7 @@ func (r *run) ensureSecret(machinePool *object, eksName string, st bootstrapStat
 	}
 	existing, _, _ := r.resolve(key, machinePool)
 	if existing != nil && r.skipped(existing) {
-		r.secrets[key] = &generatedSecret{obj: existing, script: script, cluster: clusterName, skipped: true}
+		r.pools.secrets[key] = &generatedSecret{obj: existing, script: script, cluster: clusterName, skipped: true}
 		return name
 	}
 	switch {
@@ -105,14 +105,14 @@ func (r *run) ensureSecret(machinePool *object, eksName string, st bootstrapStat
 				return ""
 			}
 		}
-		r.secrets[key] = &generatedSecret{obj: existing, script: script, cluster: clusterName}
+		r.pools.secrets[key] = &generatedSecret{obj: existing, script: script, cluster: clusterName}
 	default:
 		fresh := newBootstrapSecret(name, machinePool.namespace, script)
 		o := newObject(fresh, machinePool.defNS)
 		r.placeNear(machinePool, fresh)
 		r.added[machinePool] = append(r.added[machinePool], o)
 		r.index[key] = o
-		r.secrets[key] = &generatedSecret{obj: o, script: script, cluster: clusterName}
+		r.pools.secrets[key] = &generatedSecret{obj: o, script: script, cluster: clusterName}
 		r.record(edit{obj: machinePool, field: "spec.template.spec.bootstrap.dataSecretName", proposed: name,
 			finding: fmt.Sprintf("missing bootstrap Secret %s with the bootstrap.sh call for EKS cluster %s", name, eksName)})
 	}

@@ -295,7 +295,7 @@ func (r *run) unknownNamespace(cp *object, name string) {
 // pin writes name into the control plane's empty spec.eksClusterName, once a run. It
 // reports whether the control plane carries the name now.
 func (r *run) pin(cp *object, name string, guessedNS bool) bool {
-	if prev, ok := r.pinned[cp]; ok {
+	if prev, ok := r.pools.pinned[cp]; ok {
 		return prev == name
 	}
 	if !r.canPin(cp) || validateEKSClusterName(name) != nil {
@@ -310,7 +310,7 @@ func (r *run) pin(cp *object, name string, guessedNS bool) bool {
 		r.fail(cp, err)
 		return false
 	}
-	r.pinned[cp] = name
+	r.pools.pinned[cp] = name
 	setScalar(spec, "eksClusterName", name, false)
 	n := inform("pinned to %s, the cluster the bootstrap script joins: CAPA fills an empty eksClusterName once, at creation, "+
 		"from the namespace and name it sees then, which may not be these", name)

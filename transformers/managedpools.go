@@ -45,6 +45,14 @@ const (
 	familyOther                     // Bottlerocket, Windows: neither
 )
 
+// poolPhase is the state of the managed node group phase of one run.
+type poolPhase struct {
+	list     []*object                   // AWSManagedMachinePools, converted once every object is read
+	secrets  map[objKey]*generatedSecret // bootstrap Secrets wanted, by namespace and name
+	detached map[*object]*object         // bootstrap config or Secret -> the MachinePool that left it
+	pinned   map[*object]string          // control plane -> the EKS name pinned into it
+}
+
 // managedPool is an AWSManagedMachinePool after conversion.
 type managedPool struct {
 	obj       *object
@@ -279,11 +287,11 @@ func nilIfEmpty(s string) any {
 // processManagedPools converts every managed pool, then gives the MachinePools that
 // own converted pools their bootstrap.
 func (r *run) processManagedPools() {
-	if len(r.managedPools) == 0 {
+	if len(r.pools.list) == 0 {
 		return
 	}
 	owners := r.machinePoolsByInfraRef()
-	for _, o := range r.managedPools {
+	for _, o := range r.pools.list {
 		var machinePool *object
 		switch machinePools := owners[o]; len(machinePools) {
 		case 0:
@@ -346,7 +354,7 @@ func (r *run) machinePoolVersion(machinePool *object) string {
 // another bootstrap, once nothing else references them: applied alone they would be
 // dead objects.
 func (r *run) removeOrphanedBootstrapConfigs() {
-	if len(r.detachedConfigs) == 0 {
+	if len(r.pools.detached) == 0 {
 		return
 	}
 	referenced := map[*object]bool{}
@@ -368,8 +376,8 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 			}
 		}
 	}
-	configs := make([]*object, 0, len(r.detachedConfigs))
-	for c := range r.detachedConfigs {
+	configs := make([]*object, 0, len(r.pools.detached))
+	for c := range r.pools.detached {
 		configs = append(configs, c)
 	}
 	sort.Slice(configs, func(i, j int) bool { return configs[i].key().less(configs[j].key()) })
@@ -379,7 +387,7 @@ func (r *run) removeOrphanedBootstrapConfigs() {
 		}
 		cfgObj.removed = true
 		r.record(edit{obj: cfgObj, current: "present", finding: "would be removed: its MachinePool now takes its bootstrap from elsewhere",
-			note: inform("removed: %s no longer uses this %s and nothing else references it", r.detachedConfigs[cfgObj].String(), cfgObj.kind)})
+			note: inform("removed: %s no longer uses this %s and nothing else references it", r.pools.detached[cfgObj].String(), cfgObj.kind)})
 	}
 }
 

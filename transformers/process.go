@@ -131,14 +131,10 @@ type run struct {
 	// added holds new objects, each inserted after the object it belongs to.
 	added map[*object][]*object
 
-	managedPools    []*object
-	secrets         map[objKey]*generatedSecret
-	detachedConfigs map[*object]*object  // bootstrap config -> the MachinePool that dropped its configRef
-	nextIndex       map[string]int       // next free kpt index per file
-	renames         map[objKey]rename    // AWSMachineTemplate -> its new name
-	previous        map[objKey][]*object // kustomize's previous names (namespace left out) -> objects
-	pinned          map[*object]string   // control plane -> the EKS name pinned into it this run
-	said            map[string]bool      // infos already given, for lookups made more than once
+	pools     poolPhase      // managed node groups and their bootstrap (managedpools.go, bootstrap*.go, eksname.go)
+	renames   renamePhase    // renameOnChange (templates.go)
+	refs      refIndex       // kustomize's previous names (references.go)
+	nextIndex map[string]int // next free kpt index per file, for added resources
 }
 
 func (r *run) result(sev Severity, o *object, field, msg string) *Result {
@@ -220,13 +216,15 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 		}
 	}
 	r := &run{
-		cfg:             cfg,
-		index:           make(map[objKey]*object, len(work)),
-		added:           map[*object][]*object{},
-		secrets:         map[objKey]*generatedSecret{},
-		detachedConfigs: map[*object]*object{},
-		pinned:          map[*object]string{},
-		said:            map[string]bool{},
+		cfg:   cfg,
+		index: make(map[objKey]*object, len(work)),
+		added: map[*object][]*object{},
+		pools: poolPhase{
+			secrets:  map[objKey]*generatedSecret{},
+			detached: map[*object]*object{},
+			pinned:   map[*object]string{},
+		},
+		refs: refIndex{said: map[string]bool{}},
 	}
 	defNS := cfg.Namespace
 	if defNS == "" {
@@ -450,7 +448,7 @@ func (r *run) processObject(o *object) {
 	if o.kind == "AWSManagedMachinePool" {
 		// Converted, IMDS options included, by processManagedPools: it needs the
 		// MachinePools and the control plane.
-		r.managedPools = append(r.managedPools, o)
+		r.pools.list = append(r.pools.list, o)
 		return
 	}
 	changedExisting, err := r.applyMetadataOptions(o, parent)

@@ -54,9 +54,15 @@ func (o *object) previousKeys() []objKey {
 	return keys
 }
 
+// refIndex finds objects through the names kustomize renamed them from.
+type refIndex struct {
+	previous map[objKey][]*object // group, kind, previous name (no namespace) -> objects
+	said     map[string]bool      // infos already given, for lookups made more than once
+}
+
 // buildPreviousIndex indexes renamed objects by group, kind and each previous name.
 func (r *run) buildPreviousIndex() {
-	r.previous = map[objKey][]*object{}
+	r.refs.previous = map[objKey][]*object{}
 	for _, o := range r.objects {
 		seen := map[objKey]bool{}
 		for _, k := range o.previousKeys() {
@@ -65,7 +71,7 @@ func (r *run) buildPreviousIndex() {
 				continue
 			}
 			seen[nk] = true
-			r.previous[nk] = append(r.previous[nk], o)
+			r.refs.previous[nk] = append(r.refs.previous[nk], o)
 		}
 	}
 }
@@ -77,11 +83,11 @@ func (r *run) resolve(k objKey, referrer *object) (o *object, viaPrevious, ambig
 	if o := r.index[k]; o != nil && !o.removed {
 		return o, false, false
 	}
-	if r.previous == nil {
+	if r.refs.previous == nil {
 		r.buildPreviousIndex()
 	}
 	var found []*object
-	for _, c := range r.previous[objKey{group: k.group, kind: k.kind, name: k.name}] {
+	for _, c := range r.refs.previous[objKey{group: k.group, kind: k.kind, name: k.name}] {
 		if c.removed {
 			continue
 		}
@@ -143,8 +149,8 @@ func (r *run) resolveRef(referrer *object, field string, k objKey) *object {
 			"give them distinct original names", k.kind, k.name)
 		return nil
 	}
-	if viaPrevious && !r.said[referrer.key().name+"\x00"+referrer.kind+"\x00"+field] {
-		r.said[referrer.key().name+"\x00"+referrer.kind+"\x00"+field] = true
+	if viaPrevious && !r.refs.said[referrer.key().name+"\x00"+referrer.kind+"\x00"+field] {
+		r.refs.said[referrer.key().name+"\x00"+referrer.kind+"\x00"+field] = true
 		r.infof(referrer, field, "names %s %q, which kustomize renamed to %q: kustomize rewrites this reference at the end of "+
 			"the build only with a nameReference configuration for Cluster API kinds (see docs/integrations.md)", k.kind, k.name, o.name)
 	}

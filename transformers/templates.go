@@ -52,7 +52,7 @@ func (r *run) immutableTemplateChanged(o *object) {
 		return
 	}
 	if r.renames == nil {
-		r.renames = map[objKey]rename{}
+		r.renames = renamePhase{}
 	}
 	r.renames[o.key()] = rename{from: base, to: newName}
 }
@@ -68,6 +68,9 @@ func generatedName(base, suffix string) string {
 	}
 	return base + "-" + suffix
 }
+
+// renamePhase is the renameOnChange state of one run: AWSMachineTemplate -> its new name.
+type renamePhase map[objKey]rename
 
 // rename is a template's new name and the name it started from.
 type rename struct{ from, to string }
@@ -162,27 +165,6 @@ func (r *run) walkRefs(n *yaml.Node, ns, path string, depth int, fn func(objKey,
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			r.walkRefs(c, ns, fmt.Sprintf("%s[%d]", path, i), depth+1, fn)
-		}
-	}
-}
-
-// checkBootstrapOverwrites flags MachinePools that set both a bootstrap configRef and a
-// dataSecretName: Cluster API overwrites the Secret name from the config.
-func (r *run) checkBootstrapOverwrites() {
-	for _, o := range r.objects {
-		if o.group != clusterGroup || o.kind != "MachinePool" {
-			continue
-		}
-		boot := lookup(o.node.YNode(), "spec", "template", "spec", "bootstrap")
-		if isNull(valueOf(boot, "configRef")) || scalarField(boot, "dataSecretName") == "" || o.annotation(SkipAnnotation) == "true" {
-			continue
-		}
-		msg := fmt.Sprintf("both configRef and dataSecretName are set: Cluster API overwrites dataSecretName %q from the "+
-			"bootstrap config", scalarField(boot, "dataSecretName"))
-		if r.cfg.Mode == ModeAudit {
-			r.errorf(o, "spec.template.spec.bootstrap.dataSecretName", "%s", msg)
-		} else {
-			r.warnf(o, "spec.template.spec.bootstrap.dataSecretName", "%s", msg)
 		}
 	}
 }
