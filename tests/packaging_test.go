@@ -7,6 +7,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,11 +21,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+	"k8s.io/kube-openapi/pkg/validation/strfmt"
+	"k8s.io/kube-openapi/pkg/validation/validate"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 
-	"github.com/capa-imds/capa-imds/internal/crdcheck"
 	"github.com/capa-imds/capa-imds/transformers"
 )
 
@@ -520,21 +523,25 @@ func integJoin(path, key string) string {
 }
 
 // integSchemaValidator validates objects against krmfunction.yaml's schema with
-// internal/crdcheck, by presenting the schema as the CRD of its group and kind.
+// kube-openapi's validator, the OpenAPI validation apiextensions-apiserver itself runs (a
+// KRMFunctionDefinition schema is not a CRD's structural schema: it may say
+// additionalProperties: false, which the validator enforces as unknown-field errors).
 var integSchemaValidator struct {
 	once sync.Once
-	v    *crdcheck.Validator
+	v    *validate.SchemaValidator
 	err  error
 }
 
-func integValidator(t testing.TB) *crdcheck.Validator {
+func integValidator(t testing.TB) *validate.SchemaValidator {
 	t.Helper()
 	d := integKRMFunctionDef(t)
 	integSchemaValidator.once.Do(func() {
 		var doc struct {
 			Spec struct {
 				Versions []struct {
-					Schema map[string]any `json:"schema"`
+					Schema struct {
+						OpenAPIV3Schema json.RawMessage `json:"openAPIV3Schema"`
+					} `json:"schema"`
 				} `json:"versions"`
 			} `json:"spec"`
 		}
@@ -542,36 +549,12 @@ func integValidator(t testing.TB) *crdcheck.Validator {
 			integSchemaValidator.err = err
 			return
 		}
-		crd := map[string]any{
-			"apiVersion": "apiextensions.k8s.io/v1",
-			"kind":       "CustomResourceDefinition",
-			"metadata":   map[string]any{"name": "imdsconfigs." + d.Spec.Group},
-			"spec": map[string]any{
-				"group": d.Spec.Group,
-				"names": map[string]any{"kind": d.Spec.Names.Kind, "plural": "imdsconfigs"},
-				"scope": "Namespaced",
-				"versions": []any{map[string]any{
-					"name": d.Spec.Versions[0].Name, "served": true, "storage": true,
-					"schema": doc.Spec.Versions[0].Schema,
-				}},
-			},
-		}
-		b, err := sigsyaml.Marshal(crd)
-		if err != nil {
+		var s spec.Schema
+		if err := json.Unmarshal(doc.Spec.Versions[0].Schema.OpenAPIV3Schema, &s); err != nil {
 			integSchemaValidator.err = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "capa-imds-integ-crd-")
-		if err != nil {
-			integSchemaValidator.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		if err := os.WriteFile(filepath.Join(dir, "imdsconfig.yaml"), b, 0o644); err != nil {
-			integSchemaValidator.err = err
-			return
-		}
-		integSchemaValidator.v, integSchemaValidator.err = crdcheck.New(dir)
+		integSchemaValidator.v = validate.NewSchemaValidator(&s, nil, "", strfmt.Default)
 	})
 	if integSchemaValidator.err != nil {
 		t.Fatal(integSchemaValidator.err)
@@ -584,13 +567,23 @@ func integValidator(t testing.TB) *crdcheck.Validator {
 func integSchemaCheck(t testing.TB, node *yaml.RNode) []string {
 	t.Helper()
 	v := integValidator(t)
-	if !v.Covers(node.GetApiVersion(), node.GetKind()) {
-		return []string{fmt.Sprintf("%s %s is not %s", node.GetApiVersion(), node.GetKind(), transformers.ConfigAPIVersion)}
+	if node.GetApiVersion() != transformers.ConfigAPIVersion || node.GetKind() != transformers.ConfigKind {
+		return []string{fmt.Sprintf("%s %s is not %s %s", node.GetApiVersion(), node.GetKind(), transformers.ConfigAPIVersion, transformers.ConfigKind)}
+	}
+	// Through JSON, as a client sends the object.
+	b, err := node.MarshalJSON()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var obj any
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return []string{err.Error()}
 	}
 	var out []string
-	for _, f := range v.Validate(node) {
-		out = append(out, f.String())
+	for _, e := range v.Validate(obj).Errors {
+		out = append(out, e.Error())
 	}
+	sort.Strings(out)
 	return out
 }
 
@@ -802,8 +795,7 @@ func TestIntegKRMFunctionSchemaRejectsBadConfigs(t *testing.T) {
 		}
 	}
 
-	// internal/crdcheck exempts strings holding clusterctl placeholders from pattern checks, so
-	// compare the name patterns with the function directly on templated names.
+	// Compare the name patterns with the function directly on templated names too.
 	boot := s.Properties["spec"].Properties["managedMachinePools"].Properties["bootstrap"].Properties
 	for _, tc := range []struct {
 		field, value string

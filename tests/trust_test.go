@@ -9,68 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/kustomize/kyaml/kio"
-
-	"github.com/capa-imds/capa-imds/internal/crdcheck"
 	"github.com/capa-imds/capa-imds/internal/modcache"
 )
 
-// Every output the repository pins (golden files, example outputs, generated clusterctl
-// flavors) must be accepted by the real CRDs and CAPA's offline webhook rules: a golden file
-// that the API server would reject would make every test built on it meaningless.
-func TestTrustEveryPinnedOutputIsValid(t *testing.T) {
-	v, err := crdcheck.Default()
-	if err != nil {
-		t.Fatalf("loading CRDs: %v", err)
-	}
-	var files []string
-	for _, pattern := range []string{
-		"testdata/*/expected.yaml",
-		"../transformers/testdata/golden/*/expected.yaml",
-		"../examples/*/expected.yaml",
-		"../examples/*/*/expected.yaml",
-		"../examples/clusterctl/cluster-template-*-imdsv2.yaml",
-	} {
-		m, err := filepath.Glob(pattern)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, m...)
-	}
-	if len(files) < 30 {
-		t.Fatalf("found only %d pinned outputs: did a directory move?", len(files))
-	}
-	checked := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(bytes.TrimSpace(b)) == 0 {
-			continue // a case whose run fails pins an empty output
-		}
-		nodes, err := (&kio.ByteReader{Reader: bytes.NewReader(b), OmitReaderAnnotations: true}).Read()
-		if err != nil {
-			t.Errorf("%s: %v", f, err)
-			continue
-		}
-		for _, finding := range v.CheckAll(nodes) {
-			if reason, ok := trustKnownIncomplete[f+": "+finding.String()]; ok {
-				t.Logf("allowed: %s: %s (%s)", f, finding, reason)
-				continue
-			}
-			t.Errorf("%s: %s", f, finding)
-		}
-		checked++
-	}
-	t.Logf("checked %d pinned outputs", checked)
-}
-
-// trustKnownIncomplete lists findings in pinned outputs that are there on purpose, each with
-// the reason. Keep it short: every entry is a golden file the API server would reject.
-var trustKnownIncomplete = map[string]string{
-	"testdata/awsmachine/expected.yaml: AWSMachine/no-spec: spec.instanceType: Required value": "the input has no spec at all, to test that the function creates the missing parents",
-}
+// That every output the repository pins is accepted by the real CRDs, webhooks and API
+// server is checked in conformance/ (its own module: TestInProcessCreate, TestAPIServerCreate).
 
 var capaMachineKind = regexp.MustCompile(`(?m)^kind: (AWSMachine|AWSMachineTemplate|AWSMachinePool|AWSManagedMachinePool)$`)
 
