@@ -64,10 +64,18 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzAliases$$' ./transformers/
 	$(FUZZ) -fuzz '^FuzzWrite$$' ./internal/resourcelist/
 
-lint:
+# golangci-lint (.golangci.yml says which linters and why), pinned in its own module so its
+# dependencies stay out of the function's go.mod; built once into bin/ (about 5 minutes cold
+# on 2 cores, measured with an empty GOCACHE).
+GOLANGCI := bin/golangci-lint
+$(GOLANGCI): tools/golangci-lint/go.mod tools/golangci-lint/go.sum
+	CGO_ENABLED=0 $(GO) -C tools/golangci-lint build -trimpath -o $(CURDIR)/$(GOLANGCI) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+lint: $(GOLANGCI)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GOLANGCI) run ./...
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .

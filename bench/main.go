@@ -72,7 +72,7 @@ func main() {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "capa-imds-bench-")
 		check(err)
-		defer os.RemoveAll(d)
+		defer func() { _ = os.RemoveAll(d) }()
 		dir = d
 	}
 	fnPath, err := filepath.Abs(*fnBin)
@@ -167,7 +167,7 @@ func compare(dir, fnPath, noopPath string, sizes []sizeReps) string {
 				samples[k] = append(samples[k], measure(path, out, runners[k]...))
 				if i == 0 {
 					verify(out, s.n)
-					os.Remove(out)
+					_ = os.Remove(out)
 				}
 			}
 		}
@@ -208,7 +208,7 @@ func compare(dir, fnPath, noopPath string, sizes []sizeReps) string {
 func verify(output string, n int) {
 	f, err := os.Open(output)
 	check(err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	rw := &kio.ByteReadWriter{Reader: f}
 	items, err := rw.Read()
 	if err != nil || rw.WrappingKind != kio.ResourceListKind || len(items) < n*(fleet.UnitSize-1)/fleet.UnitSize {
@@ -246,7 +246,7 @@ func measureChild(input, output string, argv []string) {
 	if input != "" {
 		in, err := os.Open(input)
 		check(err)
-		defer in.Close()
+		defer func() { _ = in.Close() }()
 		cmd.Stdin = in
 	}
 	if output == "" {
@@ -254,7 +254,7 @@ func measureChild(input, output string, argv []string) {
 	}
 	out, err := os.Create(output)
 	check(err)
-	defer out.Close()
+	defer func() { _ = out.Close() }() // the measured output is discarded
 	cmd.Stdout, cmd.Stderr = out, os.Stderr
 	start := time.Now()
 	err = cmd.Run()
@@ -316,7 +316,7 @@ func kustomizeComparison(dir, kustomize, fnPath string, sizes []sizeReps) string
 				ss = append(ss, measure("", out, kustomize, "build", "--enable-alpha-plugins", "--enable-exec", kdir))
 				if i == 0 {
 					verifyKustomize(out, kind, s.n)
-					os.Remove(out)
+					_ = os.Remove(out)
 				}
 			}
 			meds[k] = median(ss)

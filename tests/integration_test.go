@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -226,8 +227,8 @@ func integRun(t testing.TB, dir string, env []string, stdin []byte, name string,
 	err := cmd.Run()
 	res := integResult{stdout: stdout.Bytes(), stderr: stderr.Bytes()}
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
 		}
 		res.code = ee.ExitCode()

@@ -186,7 +186,7 @@ func WriteKustomization(dir string, n int, k Kustomization, fnPath string) error
 		return err
 	}
 	if err := WriteStream(f, n); err != nil {
-		f.Close()
+		_ = f.Close() // the write's error is the one to report
 		return err
 	}
 	if err := f.Close(); err != nil {

@@ -81,15 +81,15 @@ func download(key string) (string, error) {
 	// prefer it to the bare exit status.
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		if runErr != nil {
-			return "", fmt.Errorf("modcache: go mod download %s: %v: %s", key, runErr, strings.TrimSpace(stderr.String()))
+			return "", fmt.Errorf("modcache: go mod download %s: %w: %s", key, runErr, strings.TrimSpace(stderr.String()))
 		}
-		return "", fmt.Errorf("modcache: go mod download %s: decoding output: %v", key, err)
+		return "", fmt.Errorf("modcache: go mod download %s: decoding output: %w", key, err)
 	}
 	if res.Error != "" {
 		return "", fmt.Errorf("modcache: go mod download %s: %s", key, res.Error)
 	}
 	if runErr != nil {
-		return "", fmt.Errorf("modcache: go mod download %s: %v: %s", key, runErr, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("modcache: go mod download %s: %w: %s", key, runErr, strings.TrimSpace(stderr.String()))
 	}
 	if res.Dir == "" {
 		return "", fmt.Errorf("modcache: go mod download %s: no Dir in output", key)
