@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -157,7 +155,7 @@ func StartAPIServer(assets string, providers []Provider, crds []*apiextensionsv1
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel, a.done = cancel, make(chan error, 1)
 	go func() { a.done <- mgr.Start(ctx) }()
-	if err := waitForPort(env.WebhookInstallOptions.LocalServingHost, env.WebhookInstallOptions.LocalServingPort, 30*time.Second); err != nil {
+	if err := waitForWebhooks(mgr.GetWebhookServer(), 30*time.Second); err != nil {
 		_ = a.Stop()
 		return nil, err
 	}
@@ -178,15 +176,18 @@ func (a *APIServer) Stop() error {
 	return a.env.Stop()
 }
 
-func waitForPort(host string, port int, timeout time.Duration) error {
+// waitForWebhooks waits until the webhook server answers a TLS handshake (a bare TCP
+// probe would make it log a handshake error).
+func waitForWebhooks(srv webhook.Server, timeout time.Duration) error {
+	started := srv.StartedChecker()
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), time.Second)
+		err := started(nil)
 		if err == nil {
-			return c.Close()
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("webhook server did not listen on %s:%d: %w", host, port, err)
+			return fmt.Errorf("webhook server: %w", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
