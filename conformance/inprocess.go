@@ -110,18 +110,10 @@ func NewInProcess(crds []*apiextensionsv1.CustomResourceDefinition) (*InProcess,
 	return p, p.registerCAPAWebhooks()
 }
 
-// Finding is one reason the API server would refuse an object.
-type Finding struct {
-	Kind, Name string
-	Message    string
-}
-
-func (f Finding) String() string { return f.Kind + "/" + f.Name + ": " + f.Message }
-
 // Create checks obj (a decoded YAML document) as a create with strict field validation.
 // It returns the object the API server would store (nil when refused) and the findings.
-// Objects outside the loaded groups and v1 Secret pass through unchecked (ok is false).
-// namespace is where an object without one goes, as with kubectl apply -n.
+// Objects of a group with no loaded CRD pass unchecked (ok is false); a v1 Secret gets
+// checkSecret. namespace is where an object without one goes, as with kubectl apply -n.
 func (p *InProcess) Create(ctx context.Context, namespace string, obj map[string]any) (stored *unstructured.Unstructured, findings []string, ok bool) {
 	return p.admit(ctx, namespace, obj, nil)
 }
@@ -133,7 +125,10 @@ func (p *InProcess) Update(ctx context.Context, namespace string, old *unstructu
 }
 
 func (p *InProcess) admit(ctx context.Context, namespace string, obj map[string]any, old *unstructured.Unstructured) (*unstructured.Unstructured, []string, bool) {
-	u := &unstructured.Unstructured{Object: normalize(obj)}
+	u, err := decode(obj)
+	if err != nil {
+		return nil, []string{err.Error()}, true
+	}
 	gvk := u.GroupVersionKind()
 	if gvk.Group == "" && gvk.Version == "v1" && gvk.Kind == "Secret" {
 		return nil, checkSecret(u.Object), true
@@ -211,22 +206,18 @@ func (p *InProcess) admit(ctx context.Context, namespace string, obj map[string]
 	return u, nil, true
 }
 
-// normalize round-trips through JSON, as kubectl sends YAML to the server: integers
-// become int64 or float64 the way the server's decoder sees them.
-func normalize(obj map[string]any) map[string]any {
+// decode sends obj through JSON and the API server's decoder for custom resources, as
+// kubectl sends YAML: integers become int64, floats float64.
+func decode(obj map[string]any) (*unstructured.Unstructured, error) {
 	b, err := json.Marshal(obj)
 	if err != nil {
-		panic(err)
+		return nil, err
 	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(b); err != nil {
+		return nil, err
 	}
-	// unstructured.Unstructured wants int64 where JSON has integers.
-	if u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&unstructured.Unstructured{Object: out}); err == nil {
-		return u
-	}
-	return out
+	return u, nil
 }
 
 // checkSecret decodes a v1 Secret strictly into the API's Go type, as the server's strict
