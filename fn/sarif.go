@@ -118,7 +118,7 @@ const (
 // sarifRules are the finding types, one rule each, so code scanning groups and filters
 // findings by what is wrong rather than by message text.
 var sarifRules = []struct{ id, text string }{
-	{"imds-missing", "instanceMetadataOptions is missing: CAPA defaults to httpTokens optional and hop limit 1 (IMDSv1 allowed)"},
+	{"imds-missing", "instanceMetadataOptions is missing: what CAPA then sends (httpTokens optional, or nothing, leaving the account's defaults) allows IMDSv1"},
 	{"imds-httpTokens", "httpTokens is not required: the instance accepts IMDSv1"},
 	{"imds-httpPutResponseHopLimit", "httpPutResponseHopLimit differs from the config (1 breaks IMDSv2 in pods without host networking)"},
 	{"imds-httpEndpoint", "httpEndpoint differs from the config"},

@@ -196,8 +196,8 @@ func newBootstrapSecret(name, namespace, script string) *yaml.RNode {
 // that file, so kpt writes it beside the MachinePool; elsewhere it carries no annotation.
 func (r *run) placeNear(machinePool *object, n *yaml.RNode) {
 	f := machinePool.file()
-	if f == nil {
-		return
+	if f == nil || machinePool.list != nil {
+		return // inside a List the new resource goes into the List, which has the path
 	}
 	if r.nextIndex == nil {
 		r.nextIndex = map[string]int{}

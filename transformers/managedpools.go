@@ -209,7 +209,7 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 		r.errorf(o, "spec.awsLaunchTemplate.iamInstanceProfile", "CAPA's webhook forbids iamInstanceProfile in a managed pool's "+
 			"launch template (EKS uses the node group role, spec.roleName): remove it")
 	}
-	if _, err := r.applyMetadataOptions(o, []string{"spec", "awsLaunchTemplate"}); err != nil {
+	if _, err := r.applyMetadataOptionsWhy(o, []string{"spec", "awsLaunchTemplate"}, missingOptions(o.kind, hadLT)); err != nil {
 		r.fail(o, err)
 		return nil
 	}
@@ -321,7 +321,8 @@ func (r *run) processManagedPools() {
 			if r.cfg.BootstrapStrategy != BootstrapKeep {
 				r.errorf(o, "", "no MachinePool in the input references this pool: with amiType CUSTOM nothing but the MachinePool's "+
 					"bootstrap joins its nodes to the cluster, so they would never join. Run the function on the pool together with "+
-					"its MachinePool (in kustomize, in the kustomization that holds both), or skip the pool with %s: \"true\"", SkipAnnotation)
+					"its MachinePool (in kustomize, in the kustomization that holds both; helm 3 post-renders hooks apart from the rest, "+
+					"so keep both out of hooks), or skip the pool with %s: \"true\"", SkipAnnotation)
 			}
 			continue
 		}

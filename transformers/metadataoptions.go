@@ -20,7 +20,25 @@ var capaIMDSKeys = map[string]bool{optHTTPTokens: true, optHopLimit: true, optHT
 // from the object root), merging into what is there: keys the config does not set stay.
 // It reports whether it changed a block that was already there, which CAPA's
 // AWSMachineTemplate webhook rejects.
+// missingOptions says what an instance gets from CAPA when the block is missing, which
+// differs by kind: a missing block is a default, not the absence of one.
+func missingOptions(kind string, hadLaunchTemplate bool) string {
+	switch {
+	case kind == "AWSManagedMachinePool" && !hadLaunchTemplate:
+		return "missing: the pool has no launch template, so EKS starts its nodes from its own, which accepts IMDSv1 (httpTokens optional)"
+	case kind == "AWSMachinePool" || kind == "AWSManagedMachinePool":
+		return "missing: CAPA puts no metadata options in the pool's launch template, so the account's EC2 metadata " +
+			"defaults apply: IMDSv1 unless the account requires IMDSv2"
+	}
+	return "missing: CAPA sends httpTokens optional and hop limit 1, so the instance accepts IMDSv1"
+}
+
 func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting bool, err error) {
+	return r.applyMetadataOptionsWhy(o, parent, missingOptions(o.kind, true))
+}
+
+// applyMetadataOptionsWhy is applyMetadataOptions with the finding for a missing block.
+func (r *run) applyMetadataOptionsWhy(o *object, parent []string, missing string) (changedExisting bool, err error) {
 	prefix := strings.Join(parent, ".")
 	// Check the whole path first so a malformed resource is reported, not half-edited.
 	if _, err := mapAt(o.node.YNode(), parent...); err != nil {
@@ -67,7 +85,7 @@ func (r *run) applyMetadataOptions(o *object, parent []string) (changedExisting 
 	if !existed && len(imds.Content) == 0 {
 		// One finding for a missing block reads better than one per option.
 		r.record(edit{obj: o, field: imdsPath, proposed: r.cfg.optionsMap(),
-			finding: "missing: CAPA defaults to httpTokens optional and hop limit 1 (IMDSv1 allowed)"})
+			finding: missing})
 		for _, opt := range r.cfg.Options {
 			setScalar(imds, opt.Key, opt.Value, opt.Int)
 		}

@@ -38,7 +38,60 @@ func moWrite(t *testing.T, items []*yaml.RNode) string {
 func moRun(t *testing.T, cfg *transformers.Config, input string) (string, transformers.Results) {
 	t.Helper()
 	out, results := transformers.Process(cfg, moRead(t, input))
-	return moWrite(t, out), results
+	// That an edited AWSMachine must be replaced is TestLiveAWSMachines' concern.
+	var rs transformers.Results
+	for _, r := range results {
+		if !strings.HasPrefix(r.Message, liveMachinePrefix) {
+			rs = append(rs, r)
+		}
+	}
+	return moWrite(t, out), rs
+}
+
+const liveMachinePrefix = "CAPA's webhook rejects any change to an existing AWSMachine's spec"
+
+func TestLiveAWSMachines(t *testing.T) {
+	machine := func(name, meta string) string {
+		return v1b2 + "kind: AWSMachine\nmetadata:\n  name: " + name + "\n" + meta + "spec:\n  instanceType: t3.large\n"
+	}
+	owned := "  ownerReferences:\n  - apiVersion: infrastructure.cluster.x-k8s.io/v1beta2\n    kind: AWSMachinePool\n    name: pool\n    uid: u\n"
+	cases := []struct {
+		name    string
+		in      string
+		audit   bool
+		changed bool // the output differs from the input
+		results []moResult
+		words   [][]string
+	}{
+		{name: "an edited AWSMachine must be replaced", in: machine("m", ""), changed: true,
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSMachine m", Field: "spec.instanceMetadataOptions"}},
+			words:   [][]string{{"rejects any change", "Replace the machine"}}},
+		{name: "a compliant AWSMachine is not edited, so nothing to say",
+			in: v1b2 + "kind: AWSMachine\nmetadata:\n  name: m\nspec:\n" + defaultBlock("  ")},
+		{name: "a raw clusterctl template creates new machines: no warning", in: machine("${CLUSTER_NAME}-m", ""), changed: true},
+		{name: "owned by an AWSMachinePool: reported, not rewritten", in: machine("m", owned),
+			results: []moResult{{Severity: transformers.Warning, Resource: "AWSMachine m", Field: "spec.instanceMetadataOptions"}},
+			words:   [][]string{{"mirrors a live instance of AWSMachinePool pool", "does not rewrite"}}},
+		{name: "owned by an AWSMachinePool, in audit: an error", in: machine("m", owned), audit: true,
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSMachine m", Field: "spec.instanceMetadataOptions"}},
+			words:   [][]string{{"not compliant (spec.instanceMetadataOptions)", "AWSMachinePool pool"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := transformers.DefaultConfig()
+			if tc.audit {
+				cfg.Mode = transformers.ModeAudit
+			}
+			out, results := transformers.Process(cfg, moRead(t, tc.in))
+			if got := moWrite(t, out); (got != moWrite(t, moRead(t, tc.in))) != tc.changed {
+				t.Errorf("output changed: %v, want %v:\n%s", !tc.changed, tc.changed, got)
+			}
+			if d := cmp.Diff(tc.results, moResults(results)); d != "" {
+				t.Errorf("results (-want +got):\n%s\n%s", d, results)
+			}
+			moCheckMessages(t, results, tc.words)
+		})
+	}
 }
 
 // moResult is the part of a result these tests assert exactly; messages are checked

@@ -35,6 +35,8 @@ type object struct {
 	// list is the items sequence of the v1 List holding the object (kubectl get -o yaml
 	// output), or nil for a top-level resource.
 	list *yaml.Node
+	// listFile is where the List holding the object came from: its items carry no path.
+	listFile *File
 }
 
 func newObject(n *yaml.RNode, defNS string) *object {
@@ -88,7 +90,7 @@ func (o *object) file() *File {
 		path = a[kioutil.LegacyPathAnnotation]
 	}
 	if path == "" {
-		return nil
+		return o.listFile
 	}
 	idx := a[kioutil.IndexAnnotation]
 	if idx == "" {
@@ -309,7 +311,9 @@ func (r *run) addWithListItems(o *object, list *yaml.Node, depth int) {
 	}
 	for _, it := range items.Content {
 		if it.Kind == yaml.MappingNode {
-			r.addWithListItems(newObject(yaml.NewRNode(it), o.defNS), items, depth+1)
+			item := newObject(yaml.NewRNode(it), o.defNS)
+			item.listFile = o.file()
+			r.addWithListItems(item, items, depth+1)
 		}
 	}
 }
@@ -422,8 +426,7 @@ func (r *run) skipped(o *object) bool {
 }
 
 func (r *run) processObject(o *object) {
-	if (o.group == infraGroup && o.kind == "AWSCluster") || (o.group == controlPlaneGroup && o.kind == "AWSManagedControlPlane") {
-		r.checkBastion(o)
+	if r.outsideCAPA(o) {
 		return
 	}
 	if o.group != infraGroup {
@@ -451,14 +454,22 @@ func (r *run) processObject(o *object) {
 		r.pools.list = append(r.pools.list, o)
 		return
 	}
+	if o.kind == "AWSMachine" && r.poolOwnedMachine(o, parent) {
+		return
+	}
+	before := len(r.edits)
 	changedExisting, err := r.applyMetadataOptions(o, parent)
 	if err != nil {
 		r.fail(o, err)
 		return
 	}
-	// A raw clusterctl template (names with ${...}) describes new clusters: no live template yet.
-	if changedExisting && o.kind == "AWSMachineTemplate" && !hasPlaceholder(o.name) {
+	// A raw clusterctl template (names with ${...}) describes new clusters: nothing live yet.
+	switch {
+	case hasPlaceholder(o.name):
+	case changedExisting && o.kind == "AWSMachineTemplate":
 		r.immutableTemplateChanged(o)
+	case len(r.edits) > before && o.kind == "AWSMachine":
+		r.liveMachineChanged(o)
 	}
 }
 
@@ -470,15 +481,4 @@ func (r *run) fail(o *object, err error) {
 		return
 	}
 	r.errorf(o, "", "%v", err)
-}
-
-// checkBastion warns about the one EC2 instance no manifest can cover: CAPA (v2.13.0)
-// starts the bastion host without metadata options, so EC2's defaults apply to it.
-func (r *run) checkBastion(o *object) {
-	if scalarField(o.node.YNode(), "spec", "bastion", "enabled") != "true" || o.annotation(SkipAnnotation) == "true" {
-		return
-	}
-	r.warnf(o, "spec.bastion.enabled", "CAPA starts the bastion host without instanceMetadataOptions, so EC2's defaults apply and "+
-		"it may accept IMDSv1: require IMDSv2 with the account's EC2 metadata defaults "+
-		"(aws ec2 modify-instance-metadata-defaults --http-tokens required --http-put-response-hop-limit 2) or disable the bastion")
 }
