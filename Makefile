@@ -24,8 +24,9 @@ test: lint
 # etcd and kube-apiserver for conformance/ (envtest's KUBEBUILDER_ASSETS), built from the
 # Go modules in conformance/tools/ into bin/conformance/ once: each is skipped when its
 # binary exists (rm -r bin/conformance after bumping conformance/tools/*/go.mod). Cold
-# build (empty GOCACHE, modules downloaded), 2 cores: etcd 86 s, kube-apiserver 821 s
-# (13.7 min, measured with other builds running).
+# build (empty GOCACHE), 2 cores, measured twice with other builds running on the machine:
+# etcd 86-133 s, kube-apiserver 621-821 s, so 12.5-15 minutes; the modules download in 15 s.
+# Compiling the conformance tests cold adds about 5 minutes to make test, running them 2.5.
 CONFORMANCE_BIN := bin/conformance
 conformance-tools: $(CONFORMANCE_BIN)/etcd $(CONFORMANCE_BIN)/kube-apiserver
 $(CONFORMANCE_BIN)/etcd:
