@@ -263,6 +263,7 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 		r.processObject(o)
 	}
 	r.renameTemplates()
+	r.processClusterClasses()
 	r.processManagedPools()
 	r.checkBootstrapOverwrites()
 
