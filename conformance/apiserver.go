@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -169,11 +170,12 @@ func StartAPIServer(assets string, providers []Provider, crds []*apiextensionsv1
 
 // Stop stops the webhook server, kube-apiserver and etcd.
 func (a *APIServer) Stop() error {
+	var managerErr error
 	if a.cancel != nil {
 		a.cancel()
-		<-a.done
+		managerErr = <-a.done
 	}
-	return a.env.Stop()
+	return errors.Join(managerErr, a.env.Stop())
 }
 
 // waitForWebhooks waits until the webhook server answers a TLS handshake (a bare TCP
