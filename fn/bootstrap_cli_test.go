@@ -209,3 +209,36 @@ func TestStandaloneOutputFile(t *testing.T) {
 		}
 	})
 }
+
+func TestPolicyCommand(t *testing.T) {
+	p := writeFiles(t, map[string]string{"config.yaml": cliConfig, "bad.yaml": cliConfig + "spec:\n  mode: sometimes\n"})
+	got := runCLI(t, "", "policy", p["config.yaml"])
+	if got.code != 0 || got.stderr != "" {
+		t.Fatalf("exit %d:\n%s", got.code, got.stderr)
+	}
+	nodes, err := (&kio.ByteReader{Reader: strings.NewReader(got.stdout), OmitReaderAnnotations: true}).Read()
+	if err != nil || len(nodes) != 2 || nodes[0].GetKind() != "ValidatingAdmissionPolicy" || nodes[1].GetKind() != "ValidatingAdmissionPolicyBinding" {
+		t.Fatalf("want the policy and its binding, got %d documents (%v):\n%s", len(nodes), err, got.stdout)
+	}
+	if !strings.Contains(got.stdout, "validationActions: [Deny]") || strings.Contains(got.stdout, "matchConditions") {
+		t.Errorf("default: Deny, and no skip:\n%s", got.stdout)
+	}
+	got = runCLI(t, "", "policy", "--actions", "Warn,Audit", "--allow-skip", p["config.yaml"])
+	if got.code != 0 || !strings.Contains(got.stdout, "validationActions: [Warn, Audit]") || !strings.Contains(got.stdout, "fn.capa-imds.dev/skip") {
+		t.Errorf("dry run with skip: exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"policy"}, exitUsage, "policy takes one CONFIG"},
+		{[]string{"policy", "--actions", "Block", p["config.yaml"]}, exitUsage, `"Block" is not allowed`},
+		{[]string{"policy", p["bad.yaml"]}, exitError, `"sometimes" is not allowed`},
+	} {
+		got := runCLI(t, "", tc.args...)
+		if got.code != tc.code || got.stdout != "" || !strings.Contains(got.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, got.code, got.stdout, got.stderr)
+		}
+	}
+}

@@ -143,10 +143,75 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 	cmd.Flags().BoolVar(&showVersion, "version", false, "print the version")
 	cmd.Flags().StringVar(&reportPath, "report", "", "also write what stderr gets to FILE (see --format)")
 	cmd.Flags().StringVar(&format, "format", formatText, "the --report file's format: text or sarif")
-	cmd.SetHelpFunc(func(*cobra.Command, []string) {
+	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
+		if c.Name() == "policy" {
+			fmt.Fprint(stdout, policyUsage)
+			return
+		}
 		fmt.Fprint(stdout, usageText+indent(transformers.ConfigReference()))
 	})
+	cmd.AddCommand(newPolicyCommand(stdin, stdout, stderr, exit))
 	return cmd
+}
+
+const policyUsage = `capa-imds policy prints a ValidatingAdmissionPolicy and its binding that reject, on CREATE
+and UPDATE, any AWSMachine, AWSMachineTemplate, AWSMachinePool or AWSManagedMachinePool (v1beta2)
+whose instance metadata options do not meet CONFIG (CAPA's defaults taken into account), and any
+AWSManagedMachinePool without a launch template and amiType CUSTOM.
+
+  capa-imds policy [--actions Deny|Warn,Audit] [--allow-skip] CONFIG | kubectl apply -f -
+
+Flags:
+  --actions LIST  the binding's validationActions: Deny (default), or Warn,Audit for a dry run
+  --allow-skip    honour the fn.capa-imds.dev/skip annotation (off: nothing opts out)
+`
+
+func newPolicyCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Command {
+	var actions string
+	var allowSkip bool
+	c := &cobra.Command{
+		Use:           "policy [--actions Deny|Warn,Audit] [--allow-skip] CONFIG",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError("policy takes one CONFIG")
+			}
+			budget := &inputBudget{left: maxInputBytes}
+			node, err := readConfig(args[0], stdin, budget)
+			if err != nil {
+				*exit = fail(stderr, err)
+				return nil
+			}
+			cfg, err := transformers.LoadConfig(node)
+			if err != nil {
+				*exit = fail(stderr, err)
+				return nil
+			}
+			var list []string
+			for _, a := range strings.Split(actions, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					list = append(list, a)
+				}
+			}
+			nodes, err := transformers.Policy(cfg, transformers.PolicyOptions{ValidationActions: list, AllowSkip: allowSkip})
+			if err != nil {
+				return usageError("--actions: " + err.Error())
+			}
+			var buf bytes.Buffer
+			if err := (kio.ByteWriter{Writer: &buf}).Write(nodes); err != nil {
+				*exit = fail(stderr, err)
+				return nil
+			}
+			if _, err := stdout.Write(buf.Bytes()); err != nil {
+				*exit = fail(stderr, fmt.Errorf("writing stdout: %w", err))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&actions, "actions", "Deny", "the binding's validationActions: Deny, or Warn,Audit for a dry run")
+	c.Flags().BoolVar(&allowSkip, "allow-skip", false, "honour the "+transformers.SkipAnnotation+" annotation")
+	return c
 }
 
 type usageError string
