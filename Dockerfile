@@ -10,11 +10,12 @@ ARG VERSION=dev
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
+COPY cmd/ cmd/
 COPY fn/ fn/
 COPY transformers/ transformers/
 COPY internal/resourcelist/ internal/resourcelist/
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/capa-imds ./fn
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/capa-imds ./cmd/capa-imds
 
 # distroless/static, not scratch: it has /etc/passwd, CA certificates and tzdata, and a nonroot
 # user; kustomize and kpt run function containers as nobody with no network.

@@ -9,7 +9,7 @@ PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 .PHONY: conformance-tools build test example bench fuzz lint image release clean clients test-clients install image-local
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./fn
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/capa-imds
 
 # Unit, golden and end-to-end tests; the e2e tests build their own binary.
 test: lint
@@ -113,7 +113,7 @@ release:
 	for p in $(PLATFORMS); do \
 	  os=$${p%/*}; arch=$${p#*/}; \
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
-	    -o dist/capa-imds_$${os}_$${arch} ./fn || exit 1; \
+	    -o dist/capa-imds_$${os}_$${arch} ./cmd/capa-imds || exit 1; \
 	  cp dist/capa-imds_$${os}_$${arch} dist/clusterctl-imds_$${os}_$${arch}; \
 	done
 	sed 's/^version: .*/version: $(patsubst v%,%,$(VERSION))/' helm-plugin/plugin.yaml > dist/plugin.yaml

@@ -1,13 +1,16 @@
-// Command capa-imds is a KRM function that requires IMDSv2 on every EC2 instance
-// Cluster API Provider AWS manifests create. See `capa-imds --help`.
-package main
+// Package fn is the capa-imds command: the KRM function protocol, the standalone CLI and
+// the policy subcommand, over the logic in package transformers. cmd/capa-imds is its
+// main.
+package fn
 
-import "os"
+import "io"
 
-// version is stamped at build time with -ldflags "-X main.version=...".
+// version is what --version prints; Main sets it from the binary's stamp.
 var version = "dev"
 
-func main() {
+// Main runs the command and returns the process's exit code.
+func Main(v string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	version = v
 	checkStdout = stdoutClosed
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	return run(args, stdin, stdout, stderr)
 }

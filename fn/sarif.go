@@ -1,4 +1,4 @@
-package main
+package fn
 
 // --report FILE and --format text|sarif: a copy of what the run says, in a file. Helm 4
 // discards a post-renderer plugin's stderr, so without a file its user sees only "plugin

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package fn
 
 // stdoutClosed cannot tell a closed stdout from /dev/null outside Linux.
 func stdoutClosed() bool { return false }

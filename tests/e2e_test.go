@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/capa-imds/capa-imds/internal/modcache"
+	"github.com/capa-imds/capa-imds/transformers"
 )
 
 var e2eUpdate = flag.Bool("update", false, "rewrite the golden files under testdata/ from the binary's output (read every one by eye afterwards)")
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	e2eBinary = filepath.Join(dir, "capa-imds")
-	build := exec.Command("go", "build", "-o", e2eBinary, "../fn")
+	build := exec.Command("go", "build", "-o", e2eBinary, "../cmd/capa-imds")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building capa-imds:", err)
@@ -445,12 +446,28 @@ func TestCAPATemplates(t *testing.T) {
 				t.Fatal("no AWSMachineTemplate or AWSMachinePool in the output")
 			}
 
-			// Nothing else changes: the same objects, equal once the blocks are removed.
+			// Nothing else changes: the same objects, equal once the blocks are removed, and
+			// a ClusterClass's own final patch, which writes the same blocks at admission time.
 			for _, objs := range []map[e2eObjectKey]e2eKeyedObject{inObjs, outObjs} {
 				for key, o := range objs {
 					if path, ok := e2eImdsPaths[key.kind]; ok {
 						if parent, ok := e2eDig(o.obj, path...).(map[string]any); ok {
 							delete(parent, "instanceMetadataOptions")
+						}
+					}
+					if key.kind == "ClusterClass" {
+						spec, _ := o.obj["spec"].(map[string]any)
+						patches, _ := spec["patches"].([]any)
+						var kept []any
+						for _, p := range patches {
+							if pm, _ := p.(map[string]any); pm["name"] != transformers.FinalPatchName {
+								kept = append(kept, p)
+							}
+						}
+						if len(kept) == 0 {
+							delete(spec, "patches")
+						} else {
+							spec["patches"] = kept
 						}
 					}
 				}
@@ -533,12 +550,29 @@ func e2eCheckOnlyBlockLinesAdded(t *testing.T, in, out string) {
 	}
 	var added []string
 	i := 0
+	// The ClusterClass final patch is added whole: its lines are indented under the
+	// "- name: capa-imds-require-imdsv2" item (or a "patches:" key added for it).
+	patchIndent := -1
 	for _, l := range strings.Split(out, "\n") {
 		if l == "---" || strings.TrimSpace(l) == "" {
 			continue
 		}
+		indent := len(l) - len(strings.TrimLeft(l, " -"))
+		if patchIndent >= 0 && indent > patchIndent {
+			added = append(added, strings.TrimSpace(l))
+			continue
+		}
+		patchIndent = -1
 		if i < len(inLines) && l == inLines[i] {
 			i++
+			continue
+		}
+		if strings.TrimSpace(l) == "patches:" || strings.TrimSpace(l) == "- name: "+transformers.FinalPatchName {
+			patchIndent = indent - 1 // the item's own keys stand at its indent
+			if strings.TrimSpace(l) == "patches:" {
+				patchIndent = len(l) - len(strings.TrimLeft(l, " ")) - 1
+			}
+			added = append(added, strings.TrimSpace(l))
 			continue
 		}
 		if !e2eBlockLine.MatchString(l) {

@@ -96,7 +96,7 @@ func integBinary(t testing.TB) string {
 	dir := integToolDir(t)
 	integTools.binOnce.Do(func() {
 		integTools.bin = filepath.Join(dir, "capa-imds")
-		integTools.binErr = integGoBuild(integRoot(t), integTools.bin, "./fn")
+		integTools.binErr = integGoBuild(integRoot(t), integTools.bin, "./cmd/capa-imds")
 	})
 	if integTools.binErr != nil {
 		t.Fatal(integTools.binErr)

@@ -173,7 +173,7 @@ func TestIntegDockerfile(t *testing.T) {
 			build = r
 		}
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "GOOS=$TARGETOS", "GOARCH=$TARGETARCH", "-trimpath", "-X main.version=${VERSION}", "-o /out/capa-imds", " ./fn"} {
+	for _, want := range []string{"CGO_ENABLED=0", "GOOS=$TARGETOS", "GOARCH=$TARGETARCH", "-trimpath", "-X main.version=${VERSION}", "-o /out/capa-imds", " ./cmd/capa-imds"} {
 		if !strings.Contains(build, want) {
 			t.Errorf("go build command %q lacks %q", build, want)
 		}
@@ -181,8 +181,8 @@ func TestIntegDockerfile(t *testing.T) {
 	if ld := integMakeVar(t, "LDFLAGS"); !strings.Contains(ld, "-X main.version=$(VERSION)") {
 		t.Errorf("Makefile LDFLAGS %q stamps the version differently from the Dockerfile", ld)
 	}
-	if main, err := os.ReadFile(filepath.Join(root, "fn", "main.go")); err != nil || !regexp.MustCompile(`(?m)^var version = `).Match(main) {
-		t.Errorf("fn/main.go has no `var version =` for -X main.version: %v", err)
+	if main, err := os.ReadFile(filepath.Join(root, "cmd", "capa-imds", "main.go")); err != nil || !regexp.MustCompile(`(?m)^var version = `).Match(main) {
+		t.Errorf("cmd/capa-imds/main.go has no `var version =` for -X main.version: %v", err)
 	}
 
 	// Every COPY from the context exists and is not excluded by .dockerignore; together they
@@ -204,7 +204,7 @@ func TestIntegDockerfile(t *testing.T) {
 			copied = append(copied, src)
 		}
 	}
-	list := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", "./fn")
+	list := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", "./cmd/capa-imds")
 	list.Dir = root
 	out, err := list.Output()
 	if err != nil {
