@@ -35,8 +35,9 @@ import (
 const CAPAFeatureGates = "EKS=true,EKSFargate=true,MachinePool=true,ROSA=true,BootstrapFormatIgnition=true"
 
 // CAPIFeatureGates are Cluster API's: ClusterClass (ClusterTopology) and MachinePool, as
-// issue 12 asks, and KubeadmBootstrapFormatIgnition, which CAPA's flatcar flavors need.
-const CAPIFeatureGates = "ClusterTopology=true,MachinePool=true,KubeadmBootstrapFormatIgnition=true"
+// issue 12 asks, KubeadmBootstrapFormatIgnition, which CAPA's flatcar flavors need, and
+// RuntimeSDK, without which a ClusterClass may not have external patches.
+const CAPIFeatureGates = "ClusterTopology=true,MachinePool=true,KubeadmBootstrapFormatIgnition=true,RuntimeSDK=true"
 
 // EnableFeatureGates turns on the gates above, process-wide, as a management cluster
 // that runs these flavors has them.

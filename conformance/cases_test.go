@@ -383,12 +383,6 @@ var clusterctlTemplate = regexp.MustCompile(`(?m)^\s*name: .*\$\{`)
 // refuse while the function says nothing. Each is a gap in the function's warnings,
 // reported on issue 12; delete the entry when the function warns.
 var unwarnedRefusals = map[string]string{
-	// CAPA's AWSMachine webhook makes the whole spec immutable (instanceMetadataOptions
-	// included, even where it was unset: Default() fills optional/1 at creation). The
-	// function edits standalone AWSMachines without a warning.
-	"tests/testdata/awsmachine: AWSMachine/bastion":        "AWSMachine spec is immutable",
-	"tests/testdata/config-with-annotations: AWSMachine/m": "AWSMachine spec is immutable",
-	"tests/testdata/configmap-config: AWSMachine/m":        "AWSMachine spec is immutable",
 	// CAPA's Default() fills eksClusterName at creation; the configured eksClusterName
 	// then changes it, which ValidateUpdate refuses.
 	"transformers/testdata/golden/explicit-eksclustername: AWSManagedControlPlane/c1-control-plane": "eksClusterName is immutable once set",
