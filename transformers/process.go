@@ -274,6 +274,8 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 				msg = fmt.Sprintf("is %s, want %s", describeValue(c.current), describeValue(c.proposed))
 			}
 			res := r.result(Error, c.obj, c.field, msg)
+			// Named as the input names it, whatever a later edit (renameOnChange) did.
+			res.ResourceRef, res.File = c.ref, c.file
 			if res.Field != nil {
 				res.Field.CurrentValue, res.Field.ProposedValue = cutValue(c.current), cutValue(c.proposed)
 			}

@@ -21,6 +21,9 @@ type edit struct {
 	finding string
 	// note is enforce's words for it, when a person should know.
 	note *note
+	// ref and file name the resource as it was when the edit was made.
+	ref  *yaml.ResourceIdentifier
+	file *File
 }
 
 // note is what enforce mode reports about an edit it made.
@@ -46,6 +49,7 @@ func (r *run) record(e edit) {
 			e.current = display(n)
 		}
 		e.note = nil
+		e.ref, e.file = e.obj.ref(), e.obj.file()
 		r.edits = append(r.edits, e)
 		return
 	}
