@@ -382,11 +382,7 @@ var clusterctlTemplate = regexp.MustCompile(`(?m)^\s*name: .*\$\{`)
 // unwarnedRefusals are updates from a pinned input to its output that the real webhooks
 // refuse while the function says nothing. Each is a gap in the function's warnings,
 // reported on issue 12; delete the entry when the function warns.
-var unwarnedRefusals = map[string]string{
-	// CAPA's Default() fills eksClusterName at creation; the configured eksClusterName
-	// then changes it, which ValidateUpdate refuses.
-	"transformers/testdata/golden/explicit-eksclustername: AWSManagedControlPlane/c1-control-plane": "eksClusterName is immutable once set",
-}
+var unwarnedRefusals = map[string]string{}
 
 func checkStaleRefusals(t *testing.T, seen map[string]bool) {
 	t.Helper()

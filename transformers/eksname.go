@@ -189,6 +189,7 @@ type eksName struct {
 	cp        *object // the control plane to pin the name into, or nil
 	guessedNS bool    // derived from a namespace nobody set or configured
 	templated bool    // holds clusterctl placeholders
+	renames   string  // the name CAPA derives, when the configured one differs from it
 }
 
 // eksClusterName is the name of the EKS cluster the MachinePool's nodes must join: the
@@ -221,7 +222,13 @@ func (r *run) eksClusterName(machinePool *object) (eksName, bool) {
 				return eksName{}, false
 			}
 		case current == "":
-			return eksName{name: override, cp: cp}, true
+			n := eksName{name: override, cp: cp}
+			// A live control plane already carries the name CAPA derived at creation; pinning
+			// another one is an update CAPA's webhook refuses.
+			if derived, _ := deriveEKSClusterName(cp.name, r.controlPlaneNamespace(cp)); derived != override && !hasPlaceholder(cp.name) {
+				n.renames = derived
+			}
+			return n, true
 		}
 		return eksName{name: override}, true
 	}
@@ -251,7 +258,7 @@ func (r *run) settle(n eksName) {
 	if n.cp == nil {
 		return
 	}
-	pinned := r.pin(n.cp, n.name, n.guessedNS)
+	pinned := r.pin(n.cp, n.name, n.guessedNS, n.renames)
 	if n.guessedNS && !pinned {
 		r.unknownNamespace(n.cp, n.name)
 	}
@@ -294,7 +301,7 @@ func (r *run) unknownNamespace(cp *object, name string) {
 
 // pin writes name into the control plane's empty spec.eksClusterName, once a run. It
 // reports whether the control plane carries the name now.
-func (r *run) pin(cp *object, name string, guessedNS bool) bool {
+func (r *run) pin(cp *object, name string, guessedNS bool, derived string) bool {
 	if prev, ok := r.pools.pinned[cp]; ok {
 		return prev == name
 	}
@@ -314,6 +321,11 @@ func (r *run) pin(cp *object, name string, guessedNS bool) bool {
 	setScalar(spec, "eksClusterName", name, false)
 	n := inform("pinned to %s, the cluster the bootstrap script joins: CAPA fills an empty eksClusterName once, at creation, "+
 		"from the namespace and name it sees then, which may not be these", name)
+	if derived != "" {
+		n = warn("pinned to %s, the IMDSConfig's eksClusterName: a control plane created without eksClusterName already "+
+			"carries %s, the name CAPA gave it at creation, and CAPA's webhook refuses to change it (\"eksClusterName is "+
+			"different to current cluster name\"): use this on new clusters only", name, derived)
+	}
 	if guessedNS {
 		n = &note{sev: Warning, field: "metadata.namespace", msg: fmt.Sprintf("no namespace and none configured: pinned "+
 			"spec.eksClusterName to %s (as if in %q), so the nodes join wherever it is applied; to get the name CAPA derives in "+
