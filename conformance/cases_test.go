@@ -248,6 +248,13 @@ func objects(t *testing.T, name, text string) []map[string]any {
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	return decodeAll(t, name, text)
+}
+
+// decodeAll decodes a stream whose clusterctl variables are already substituted, expanding
+// lists (v1 List, and typed lists such as AWSMachineTemplateList) into their items.
+func decodeAll(t *testing.T, name, text string) []map[string]any {
+	t.Helper()
 	docs, err := SplitYAMLBytes([]byte(text))
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
@@ -261,14 +268,15 @@ func objects(t *testing.T, name, text string) []map[string]any {
 		if m == nil {
 			continue
 		}
-		if m["apiVersion"] == "v1" && m["kind"] == "List" {
-			items, _ := m["items"].([]any)
-			for _, it := range items {
-				if im, ok := it.(map[string]any); ok {
-					out = append(out, im)
+		if kind, _ := m["kind"].(string); strings.HasSuffix(kind, "List") {
+			if items, ok := m["items"].([]any); ok {
+				for _, it := range items {
+					if im, ok := it.(map[string]any); ok {
+						out = append(out, im)
+					}
 				}
+				continue
 			}
-			continue
 		}
 		out = append(out, m)
 	}

@@ -268,34 +268,6 @@ func policyInputs(t *testing.T, cfg *transformers.Config) []policyInput {
 	return out
 }
 
-// decodeAll decodes a stream whose clusterctl variables are already substituted.
-func decodeAll(t *testing.T, name, text string) []map[string]any {
-	t.Helper()
-	docs, err := SplitYAMLBytes([]byte(text))
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	var out []map[string]any
-	for _, d := range docs {
-		var m map[string]any
-		if err := yaml.Unmarshal(d, &m); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if items, ok := m["items"].([]any); ok && strings.HasSuffix(fmt.Sprint(m["kind"]), "List") {
-			for _, it := range items {
-				if im, ok := it.(map[string]any); ok {
-					out = append(out, im)
-				}
-			}
-			continue
-		}
-		if m != nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 func clientKey(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
 
 func toMap(t *testing.T, n *kyaml.RNode) map[string]any {

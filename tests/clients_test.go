@@ -385,8 +385,8 @@ func TestClientsImage(t *testing.T) {
 	integAssertIMDSv2(t, objs)
 	integAssertSeedBootstrap(t, objs)
 
-	// kpt: the configpath package with its image entry alone, as its README says to keep
-	// the entry for the runtime you use. The result is the exec render's.
+	// kpt: the configpath package in its image variant, as its README shows it: the exec
+	// entry replaced by the image. The result is the exec render's.
 	kpt, err := exec.LookPath("kpt")
 	if err != nil {
 		t.Skip("kpt is not installed: the kpt image function test needs it")
@@ -397,15 +397,21 @@ func TestClientsImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, rest, ok := strings.Cut(string(data), "    # Exec runtime")
-	_, after, ok2 := strings.Cut(rest, "    # Container runtime")
-	if !ok || !ok2 {
-		t.Fatalf("%s: no exec entry followed by an image entry:\n%s", kptfile, data)
-	}
-	if err := os.WriteFile(kptfile, []byte(before+"    # Container runtime"+after), 0o644); err != nil {
+	readme, err := os.ReadFile(filepath.Join(integRoot(t), "examples", "kpt", "capa-imds-configpath", "README.md"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	integGit(t, dir, "commit", "-q", "-am", "image entry only")
+	if !strings.Contains(string(readme), "    - image: "+clientsImage+"\n      configPath: fn-config.yaml\n") {
+		t.Fatalf("the README's image variant does not name %s", clientsImage)
+	}
+	variant := strings.Replace(string(data), "    - exec: capa-imds\n", "    - image: "+clientsImage+"\n", 1)
+	if variant == string(data) {
+		t.Fatalf("%s: no exec entry to replace:\n%s", kptfile, data)
+	}
+	if err := os.WriteFile(kptfile, []byte(variant), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	integGit(t, dir, "commit", "-q", "-am", "the image variant")
 	res := integRun(t, dir, append(env, "KPT_FN_RUNTIME=podman"), nil, kpt, "fn", "render", dir)
 	if res.code != 0 || !bytes.Contains(append(res.stdout, res.stderr...), []byte(`[PASS] "`+clientsImage+`"`)) {
 		t.Fatalf("KPT_FN_RUNTIME=podman kpt fn render: exit %d\n%s%s", res.code, res.stdout, res.stderr)
