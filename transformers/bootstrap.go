@@ -149,7 +149,9 @@ func (r *run) autoStrategy(machinePool *object, st bootstrapState, nodeadm bool)
 		r.infof(machinePool, bootField+".configRef", "bootstrap kept: a NodeadmConfig bootstraps Amazon Linux 2023")
 		return bootKeep
 	case st.ref.kind != "EKSConfig" || st.ref.group != bootstrapGroup:
-		r.infof(machinePool, bootField+".configRef", "bootstrap kept: configRef is a %s, not an EKSConfig", st.ref.kind)
+		// Neither of the bootstraps EKS nodes join with: only the user knows this one does.
+		r.warnf(machinePool, bootField+".configRef", "bootstrap kept: configRef is a %s, neither an EKSConfig nor a NodeadmConfig; "+
+			"with amiType CUSTOM it alone joins the nodes to the EKS cluster, so make sure it does", st.ref.kind)
 		return bootKeep
 	case st.config == nil:
 		r.infof(machinePool, bootField+".configRef", "bootstrap kept: EKSConfig %s is not in the input, so it cannot be "+

@@ -312,6 +312,16 @@ func TestBootstrapStrategies(t *testing.T) {
 			words: [][]string{{"not in the input"}, {`EKSConfig "mp" is not in the input`}},
 		},
 		{
+			name: "auto, a bootstrap config of another kind: kept, with a warning to check it joins", strategy: "auto",
+			docs:          []string{mpMachinePool("        configRef:\n          apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n          kind: KubeadmConfig\n          name: mp\n", "")},
+			wantBootstrap: "configRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: KubeadmConfig\n  name: mp",
+			results: []moResult{
+				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"},
+				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"},
+			},
+			words: [][]string{{"KubeadmConfig", "neither an EKSConfig nor a NodeadmConfig"}, {`KubeadmConfig "mp" is not in the input`}},
+		},
+		{
 			name: "auto, an AL2023 pool with no bootstrap: a new NodeadmConfig", strategy: "auto",
 			pool: "  amiType: AL2023_x86_64_STANDARD\n",
 			docs: []string{mpMachinePool(noBootstrap, "")},
