@@ -227,6 +227,10 @@ func TestPolicyCommand(t *testing.T) {
 	if got.code != 0 || !strings.Contains(got.stdout, "validationActions: [Warn, Audit]") || !strings.Contains(got.stdout, "fn.capa-imds.dev/skip") {
 		t.Errorf("dry run with skip: exit %d\n%s%s", got.code, got.stdout, got.stderr)
 	}
+	if got := runCLI(t, "", "policy", "--help"); got.code != 0 || !strings.Contains(got.stdout, "ValidatingAdmissionPolicy") ||
+		!strings.Contains(got.stdout, "--allow-skip") {
+		t.Errorf("policy --help: exit %d\n%s", got.code, got.stdout)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int

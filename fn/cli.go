@@ -39,6 +39,9 @@ Standalone, on plain manifests (for example clusterctl generate cluster output):
   capa-imds [--audit] CONFIG FILE...     (FILE - reads stdin)
   clusterctl generate cluster c1 --flavor eks-managedmachinepool | capa-imds imds.yaml -
 
+The same rule at admission time, as a ValidatingAdmissionPolicy and its binding:
+  capa-imds policy [--actions Deny|Warn,Audit] [--allow-skip] CONFIG   (see capa-imds policy --help)
+
 Standalone mode prints the changed manifests on stdout and every warning and error on
 stderr. On any error it prints nothing on stdout and exits 1 (2 for a usage error).
 With --audit (or spec.mode: audit) nothing is changed: it exits 1 when anything is not

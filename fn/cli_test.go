@@ -654,6 +654,7 @@ func TestHelpAndVersion(t *testing.T) {
 				"apiVersion: fn.capa-imds.dev/v1alpha1", "kind: IMDSConfig",
 				"httpTokens: required", "httpPutResponseHopLimit: 2", "1..64", "httpEndpoint: enabled",
 				"instanceMetadataTags: disabled", "httpProtocolIpv6", "strategy: auto", "ConfigMap",
+				"capa-imds policy", "--namespace NS", "--output FILE", "namespace:", "pinEKSClusterName: true",
 			} {
 				if !strings.Contains(got.stdout, w) {
 					t.Errorf("help lacks %q", w)
