@@ -22,6 +22,7 @@ const (
 	bootKeep    bootstrapKind = iota // as found
 	bootSecret                       // the bootstrap.sh Secret
 	bootNodeadm                      // a NodeadmConfig
+	bootRefused                      // kept, and already reported as one that cannot join
 )
 
 // bootstrapState is what a MachinePool's bootstrap holds now.
@@ -89,7 +90,7 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 	var kind bootstrapKind
 	switch strategy {
 	case BootstrapKeep:
-		r.checkKeptBootstrap(machinePool, st)
+		r.checkKeptBootstrap(machinePool, mp, st)
 		return
 	case BootstrapSecret:
 		kind = bootSecret
@@ -116,8 +117,9 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 		r.useSecret(machinePool, st)
 	case bootNodeadm:
 		r.useNodeadm(machinePool, st, why)
+	case bootRefused:
 	default:
-		r.checkKeptBootstrap(machinePool, st)
+		r.checkKeptBootstrap(machinePool, mp, st)
 	}
 }
 
@@ -142,10 +144,6 @@ func (r *run) autoStrategy(machinePool *object, st bootstrapState, nodeadm bool)
 		r.infof(machinePool, bootField+".configRef", "bootstrap kept: configRef has no kind and name")
 		return bootKeep
 	case st.ref.kind == "NodeadmConfig":
-		if !nodeadm {
-			r.warnf(machinePool, bootField+".configRef", "the bootstrap is a NodeadmConfig, but the pool boots Amazon Linux 2, "+
-				"whose images have no nodeadm: the nodes would not join; use an Amazon Linux 2023 image (eksLookupType AmazonLinux2023)")
-		}
 		r.infof(machinePool, bootField+".configRef", "bootstrap kept: a NodeadmConfig bootstraps Amazon Linux 2023")
 		return bootKeep
 	case st.ref.kind != "EKSConfig" || st.ref.group != bootstrapGroup:
@@ -163,7 +161,7 @@ func (r *run) autoStrategy(machinePool *object, st bootstrapState, nodeadm bool)
 			r.errorf(machinePool, bootField+".configRef", "EKSConfig %s renders a /etc/eks/bootstrap.sh call, which Amazon Linux 2023 "+
 				"images lack, so the nodes would never join; it sets %s, which a replacement would lose: move them to a NodeadmConfig "+
 				"and point configRef at it", st.ref.name, strings.Join(settings, ", "))
-			return bootKeep
+			return bootRefused
 		}
 		r.infof(machinePool, bootField+".configRef", "bootstrap kept: EKSConfig %s sets %s, which a static bootstrap script "+
 			"would lose; set strategy secret to replace it anyway", st.ref.name, strings.Join(settings, ", "))
@@ -175,10 +173,25 @@ func (r *run) autoStrategy(machinePool *object, st bootstrapState, nodeadm bool)
 // checkKeptBootstrap makes sure a bootstrap the function leaves alone exists: a MachinePool
 // whose config or Secret is nowhere starts nodes that never join. Audit cannot vouch for
 // what it cannot see; enforce says so.
-func (r *run) checkKeptBootstrap(machinePool *object, st bootstrapState) {
+func (r *run) checkKeptBootstrap(machinePool *object, mp *managedPool, st bootstrapState) {
 	report := r.warnf
 	if r.cfg.Mode == ModeAudit {
 		report = r.errorf
+	}
+	// A kept bootstrap must also fit the image the pool now boots: bootstrap.sh exists only
+	// on Amazon Linux 2, nodeadm only on Amazon Linux 2023. A mismatch never joins.
+	nodeadm, why := needsNodeadm(mp, st)
+	runsBootstrapSH := (st.hasRef && st.ref.kind == "EKSConfig") ||
+		(st.configRef == nil && st.secret != nil && strings.Contains(fmt.Sprint(currentScript(st.secret.node)), "/etc/eks/bootstrap.sh"))
+	switch {
+	case nodeadm && runsBootstrapSH && mp.family != familyCustom:
+		r.errorf(machinePool, bootField, "the bootstrap runs /etc/eks/bootstrap.sh (%s), but %s, whose images have none: the nodes "+
+			"would never join. Use a NodeadmConfig (strategy auto makes one where nothing would be lost)", describeBootstrap(st), why)
+		return
+	case mp.family == familyAL2 && st.hasRef && st.ref.kind == "NodeadmConfig":
+		report(machinePool, bootField+".configRef", "the bootstrap is a NodeadmConfig, but the pool boots Amazon Linux 2, whose "+
+			"images have no nodeadm: the nodes would not join; use an Amazon Linux 2023 image (eksLookupType AmazonLinux2023)")
+		return
 	}
 	switch {
 	case st.configRef == nil && st.dataSecretName == "":
@@ -190,6 +203,13 @@ func (r *run) checkKeptBootstrap(machinePool *object, st bootstrapState) {
 		report(machinePool, bootField+".dataSecretName", "Secret %q is not in the input, so nothing shows the nodes will join; "+
 			"render it together with the MachinePool", st.dataSecretName)
 	}
+}
+
+func describeBootstrap(st bootstrapState) string {
+	if st.hasRef {
+		return st.ref.kind + " " + st.ref.name
+	}
+	return "Secret " + st.dataSecretName
 }
 
 // useSecret points the MachinePool at the bootstrap.sh Secret and drops its configRef

@@ -127,6 +127,10 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 		// that said neither and whose nodes cannot boot that (a nodeadm bootstrap, or a
 		// Kubernetes version with no AL2 image) gets AL2023; one that said AL2_* is refused below.
 		lookup, mp.family = "AmazonLinux", familyAL2
+		if bootKind != "NodeadmConfig" && (version == "" || hasPlaceholder(version)) {
+			lookupNote = warn("set to AmazonLinux, CAPA's default: the Kubernetes version (%q) is not known yet, and EKS has no "+
+				"Amazon Linux 2 image for 1.33 or later; for those set amiType AL2023_x86_64_STANDARD (with a NodeadmConfig)", version)
+		}
 		if bootKind == "NodeadmConfig" || al2023Version(version) {
 			lookup, mp.family = "AmazonLinux2023", familyAL2023
 			why := "EKS does not publish for Kubernetes " + version
@@ -318,7 +322,10 @@ func (r *run) processManagedPools() {
 			continue
 		}
 		if machinePool == nil {
-			if r.cfg.BootstrapStrategy != BootstrapKeep {
+			if r.cfg.BootstrapStrategy == BootstrapKeep {
+				r.noteEnforce(Warning, o, "", "no MachinePool in the input references this pool: with amiType CUSTOM nothing "+
+					"the function can see joins its nodes; make sure its MachinePool's bootstrap does")
+			} else {
 				r.errorf(o, "", "no MachinePool in the input references this pool: with amiType CUSTOM nothing but the MachinePool's "+
 					"bootstrap joins its nodes to the cluster, so they would never join. Run the function on the pool together with "+
 					"its MachinePool (in kustomize, in the kustomization that holds both; helm 3 post-renders hooks apart from the rest, "+
@@ -326,9 +333,10 @@ func (r *run) processManagedPools() {
 			}
 			continue
 		}
-		// A skipped MachinePool keeps its bootstrap and version: the pool's conversion
-		// alone is still right (CAPA puts an EKSConfig's user data in the launch template).
+		// A skipped MachinePool keeps its bootstrap and version, which must still exist and
+		// fit the image the converted pool boots.
 		if r.skipped(machinePool) {
+			r.checkKeptBootstrap(machinePool, mp, r.bootstrapOf(machinePool))
 			continue
 		}
 		if mp.lookup {

@@ -312,6 +312,35 @@ func TestBootstrapStrategies(t *testing.T) {
 			words: [][]string{{"not in the input"}, {`EKSConfig "mp" is not in the input`}},
 		},
 		{
+			name: "auto, a skipped MachinePool with no bootstrap: its converted pool's nodes would not join", strategy: "auto",
+			docs:          []string{mpMachinePool(noBootstrap, skip)},
+			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")),
+			results: []moResult{
+				{Severity: transformers.Info, Resource: mpRes},
+				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap"},
+			},
+			words: [][]string{{"skipped"}, {"no bootstrap", "never join"}},
+		},
+		{
+			name: "keep, an EKSConfig on a pool that now boots Amazon Linux 2023 (Kubernetes 1.33): refused", strategy: "keep",
+			pool:          "  instanceType: t3.large\n",
+			docs:          []string{strings.Replace(mpMachinePool(eksConfigRef, ""), "v1.31.0", "v1.33.0", 1), eksConfig(" {}\n", "")},
+			wantBootstrap: keptEKS, wantConfig: true,
+			results:       []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:         [][]string{{"/etc/eks/bootstrap.sh", "EKSConfig mp", "Amazon Linux 2023", "never join"}},
+		},
+		{
+			name: "auto, the user's bootstrap.sh Secret on a pool that now boots Amazon Linux 2023: refused", strategy: "auto",
+			docs: []string{strings.Replace(mpMachinePool("        dataSecretName: mine\n", ""), "v1.31.0", "v1.33.0", 1),
+				"apiVersion: v1\nkind: Secret\nmetadata:\n  name: mine\n  namespace: ns\nstringData:\n  value: |\n    #!/bin/bash\n    /etc/eks/bootstrap.sh ns_c1-cp\n"},
+			wantBootstrap: "dataSecretName: mine",
+			results: []moResult{
+				{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.dataSecretName"},
+				{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"},
+			},
+			words: [][]string{{"user's own Secret"}, {"/etc/eks/bootstrap.sh", "Secret mine", "never join"}},
+		},
+		{
 			name: "auto, a bootstrap config of another kind: kept, with a warning to check it joins", strategy: "auto",
 			docs:          []string{mpMachinePool("        configRef:\n          apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n          kind: KubeadmConfig\n          name: mp\n", "")},
 			wantBootstrap: "configRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: KubeadmConfig\n  name: mp",
@@ -502,4 +531,37 @@ func decodeBase64(t *testing.T, s string) string {
 		t.Fatalf("data.value %q: %v", s, err)
 	}
 	return string(b)
+}
+
+// What nothing in the input can make certain is said, not passed over in silence.
+func TestManagedPoolUncertainties(t *testing.T) {
+	template := strings.NewReplacer("name: c1-cp", "name: ${CLUSTER_NAME}-cp", "v1.31.0", "${KUBERNETES_VERSION}").Replace(mpCluster)
+	pool := "apiVersion: infrastructure.cluster.x-k8s.io/v1beta2\nkind: AWSManagedMachinePool\nmetadata:\n  name: pool\n  namespace: ns\nspec: {}\n"
+	mp := strings.Replace(mpMachinePool("        dataSecretName: \"\"\n", ""), "      version: v1.31.0\n", "", 1)
+	cases := []struct {
+		name, strategy, in string
+		want               []string
+	}{
+		{"an unknown Kubernetes version: Amazon Linux 2 is chosen, with a warning", "auto", mpStream(template, mp, pool),
+			[]string{"set to AmazonLinux, CAPA's default: the Kubernetes version", "AL2023_x86_64_STANDARD"}},
+		{"keep, and no MachinePool: a warning", "keep", mpStream(mpCluster, pool),
+			[]string{"no MachinePool in the input references this pool", "make sure its MachinePool's bootstrap does"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := mpConfig(t, "  managedMachinePools:\n    bootstrap:\n      strategy: "+tc.strategy+"\n")
+			_, results := transformers.Process(cfg, moRead(t, tc.in))
+			for _, w := range tc.want {
+				found := false
+				for _, r := range results {
+					if r.Severity == transformers.Warning && strings.Contains(r.Message, w) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no warning saying %q:\n%s", w, results)
+				}
+			}
+		})
+	}
 }
