@@ -326,8 +326,8 @@ func TestBootstrapStrategies(t *testing.T) {
 			pool:          "  instanceType: t3.large\n",
 			docs:          []string{strings.Replace(mpMachinePool(eksConfigRef, ""), "v1.31.0", "v1.33.0", 1), eksConfig(" {}\n", "")},
 			wantBootstrap: keptEKS, wantConfig: true,
-			results:       []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
-			words:         [][]string{{"/etc/eks/bootstrap.sh", "EKSConfig mp", "Amazon Linux 2023", "never join"}},
+			results: []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:   [][]string{{"/etc/eks/bootstrap.sh", "EKSConfig mp", "Amazon Linux 2023", "never join"}},
 		},
 		{
 			name: "auto, the user's bootstrap.sh Secret on a pool that now boots Amazon Linux 2023: refused", strategy: "auto",
