@@ -226,7 +226,7 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 			detached: map[*object]*object{},
 			pinned:   map[*object]string{},
 		},
-		refs: refIndex{said: map[string]bool{}},
+		refs: refIndex{said: map[saidKey]bool{}},
 	}
 	defNS := cfg.Namespace
 	if defNS == "" {

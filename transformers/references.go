@@ -57,7 +57,13 @@ func (o *object) previousKeys() []objKey {
 // refIndex finds objects through the names kustomize renamed them from.
 type refIndex struct {
 	previous map[objKey][]*object // group, kind, previous name (no namespace) -> objects
-	said     map[string]bool      // infos already given, for lookups made more than once
+	said     map[saidKey]bool     // infos already given, for lookups made more than once
+}
+
+// saidKey is one reference of one object: the same lookup made again says nothing new.
+type saidKey struct {
+	referrer *object
+	field    string
 }
 
 // buildPreviousIndex indexes renamed objects by group, kind and each previous name.
@@ -149,8 +155,8 @@ func (r *run) resolveRef(referrer *object, field string, k objKey) *object {
 			"give them distinct original names", k.kind, k.name)
 		return nil
 	}
-	if viaPrevious && !r.refs.said[referrer.key().name+"\x00"+referrer.kind+"\x00"+field] {
-		r.refs.said[referrer.key().name+"\x00"+referrer.kind+"\x00"+field] = true
+	if said := (saidKey{referrer, field}); viaPrevious && !r.refs.said[said] {
+		r.refs.said[said] = true
 		r.infof(referrer, field, "names %s %q, which kustomize renamed to %q: kustomize rewrites this reference at the end of "+
 			"the build only with a nameReference configuration for Cluster API kinds (see docs/integrations.md)", k.kind, k.name, o.name)
 	}
