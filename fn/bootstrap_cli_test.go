@@ -220,7 +220,7 @@ func TestPolicyCommand(t *testing.T) {
 	if err != nil || len(nodes) != 2 || nodes[0].GetKind() != "ValidatingAdmissionPolicy" || nodes[1].GetKind() != "ValidatingAdmissionPolicyBinding" {
 		t.Fatalf("want the policy and its binding, got %d documents (%v):\n%s", len(nodes), err, got.stdout)
 	}
-	if !strings.Contains(got.stdout, "validationActions: [Deny]") || strings.Contains(got.stdout, "matchConditions") {
+	if !strings.Contains(got.stdout, "validationActions: [Deny]") || strings.Contains(got.stdout, "fn.capa-imds.dev/skip") {
 		t.Errorf("default: Deny, and no skip:\n%s", got.stdout)
 	}
 	got = runCLI(t, "", "policy", "--actions", "Warn,Audit", "--allow-skip", p["config.yaml"])
@@ -238,6 +238,7 @@ func TestPolicyCommand(t *testing.T) {
 	}{
 		{[]string{"policy"}, exitUsage, "policy takes one CONFIG"},
 		{[]string{"policy", "--actions", "Block", p["config.yaml"]}, exitUsage, `"Block" is not allowed`},
+		{[]string{"policy", "--actions", "Deny,Warn", p["config.yaml"]}, exitUsage, "Deny and Warn cannot be combined"},
 		{[]string{"policy", p["bad.yaml"]}, exitError, `"sometimes" is not allowed`},
 	} {
 		got := runCLI(t, "", tc.args...)

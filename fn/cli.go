@@ -157,15 +157,20 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 	return cmd
 }
 
-const policyUsage = `capa-imds policy prints a ValidatingAdmissionPolicy and its binding that reject, on CREATE
-and UPDATE, any AWSMachine, AWSMachineTemplate, AWSMachinePool or AWSManagedMachinePool (v1beta2)
-whose instance metadata options do not meet CONFIG (CAPA's defaults taken into account), and any
-AWSManagedMachinePool without a launch template and amiType CUSTOM.
+const policyUsage = `capa-imds policy prints a ValidatingAdmissionPolicy and its binding that reject any
+AWSMachine, AWSMachineTemplate, AWSMachinePool or AWSManagedMachinePool (v1beta2) whose instance
+metadata options do not meet CONFIG (CAPA's defaults taken into account), and any
+AWSManagedMachinePool without a launch template and amiType CUSTOM: every CREATE, and an UPDATE
+only when it makes the object worse (the old object was compliant, or the update changes its
+instance metadata options, a managed pool's amiType or launch template). Objects being deleted
+and AWSMachines an AWSMachinePool owns are not judged, so the policy never blocks a controller's
+label, owner reference or finalizer update on an object that predates it.
 
   capa-imds policy [--actions Deny|Warn,Audit] [--allow-skip] CONFIG | kubectl apply -f -
 
 Flags:
-  --actions LIST  the binding's validationActions: Deny (default), or Warn,Audit for a dry run
+  --actions LIST  the binding's validationActions: Deny (default), Deny,Audit, or Warn,Audit
+                  for a dry run (the API server refuses Deny with Warn)
   --allow-skip    honour the fn.capa-imds.dev/skip annotation (off: nothing opts out)
 `
 

@@ -10,10 +10,21 @@ import (
 // The same rule at admission time: CAPA objects also reach a management cluster by roads no
 // render sees (the topology controller, a hand-applied manifest, another pipeline). Policy
 // turns the config into a ValidatingAdmissionPolicy and its binding (admissionregistration.k8s.io/v1,
-// GA since Kubernetes 1.30), checked by the API server's own CEL, that rejects on CREATE and
-// UPDATE what audit mode would report about instance metadata: each configured option, with
-// CAPA's defaulting taken into account (a missing key is httpTokens optional, hop limit 1),
-// and an AWSManagedMachinePool without a launch template (amiType CUSTOM).
+// GA since Kubernetes 1.30), checked by the API server's own CEL, that rejects what audit
+// mode would report about instance metadata: each configured option, with CAPA's defaulting
+// taken into account (a missing key is httpTokens optional, hop limit 1), and an
+// AWSManagedMachinePool without a launch template (amiType CUSTOM).
+//
+// A safety net must not wedge the cluster it guards. Controllers update objects all the
+// time (labels, owner references, the finalizer removal that ends a deletion), and an
+// object that predates the policy may be non-compliant: judging every UPDATE by the new
+// object alone would deny all of those writes, deletions would hang, and the rollout the
+// function asks for could never finish. So an UPDATE is judged only when it makes the
+// object worse: the old object was compliant, or the update changes what decides
+// compliance (the options block; a managed pool's amiType or launch template). Objects
+// being deleted, and AWSMachines an AWSMachinePool creates to mirror instances that
+// already run (denying them changes no instance and fails the pool's reconcile; the pool's
+// launch template is judged instead), are not matched at all.
 
 // PolicyName names the policy and its binding.
 const PolicyName = "capa-imds-require-imdsv2"
@@ -29,7 +40,7 @@ var policyKinds = []struct {
 	{"AWSManagedMachinePool", "awsmanagedmachinepools", []string{"spec", "awsLaunchTemplate"}},
 }
 
-// capaDefaults are what CAPA sends for a key the block does not set.
+// capaDefaults are what CAPA sends for a key the block does not set, as CEL literals.
 var capaDefaults = map[string]string{
 	optHTTPTokens:   "'optional'",
 	optHopLimit:     "1",
@@ -37,6 +48,9 @@ var capaDefaults = map[string]string{
 	optTags:         "'disabled'",
 	optIPv6:         "'disabled'",
 }
+
+// validationActions are what the API server accepts in a binding's validationActions.
+var validationActions = []string{"Deny", "Warn", "Audit"}
 
 // PolicyOptions are the choices of the binding, which the config does not make.
 type PolicyOptions struct {
@@ -46,105 +60,204 @@ type PolicyOptions struct {
 	AllowSkip bool
 }
 
+// Default fills in Deny.
+func (o *PolicyOptions) Default() {
+	if len(o.ValidationActions) == 0 {
+		o.ValidationActions = []string{"Deny"}
+	}
+}
+
+// Validate refuses what the API server would refuse in the binding, so the error comes
+// before kubectl apply: an unknown action, one named twice, and Deny with Warn (the API
+// server rejects that pair: a denial already warns).
+func (o *PolicyOptions) Validate() error {
+	seen := map[string]bool{}
+	for _, a := range o.ValidationActions {
+		known := false
+		for _, v := range validationActions {
+			known = known || a == v
+		}
+		if !known {
+			return fmt.Errorf("validation action %q is not allowed; allowed: %s", a, strings.Join(validationActions, ", "))
+		}
+		if seen[a] {
+			return fmt.Errorf("validation action %q is named twice", a)
+		}
+		seen[a] = true
+	}
+	if seen["Deny"] && seen["Warn"] {
+		return fmt.Errorf("validation actions Deny and Warn cannot be combined (the API server refuses the binding); use Deny, Deny,Audit, or Warn,Audit for a dry run")
+	}
+	return nil
+}
+
 // Policy returns the ValidatingAdmissionPolicy and its binding for the config.
 func Policy(cfg *Config, opts PolicyOptions) ([]*yaml.RNode, error) {
-	actions := opts.ValidationActions
-	if len(actions) == 0 {
-		actions = []string{"Deny"}
+	opts.Default()
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	for _, a := range actions {
-		if a != "Deny" && a != "Warn" && a != "Audit" {
-			return nil, fmt.Errorf("validation action %q is not allowed; allowed: Deny, Warn, Audit", a)
-		}
-	}
-	var b strings.Builder
-	b.WriteString(`apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata:
-  name: ` + PolicyName + `
-  annotations:
-    fn.capa-imds.dev/generated-by: capa-imds
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-      - apiGroups: ["` + infraGroup + `"]
-        apiVersions: ["v1beta2"]
-        operations: ["CREATE", "UPDATE"]
-        resources: [`)
-	for i, k := range policyKinds {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(`"` + k.resource + `"`)
-	}
-	b.WriteString("]\n")
+	var conditions []*yaml.Node
+	conditions = append(conditions,
+		namedExpression("not-being-deleted", "!has(object.metadata.deletionTimestamp)"),
+		namedExpression("not-a-pool-instance-mirror",
+			"!(object.kind == 'AWSMachine' &&\n  object.metadata.?ownerReferences.orValue([]).exists(r, r.kind == 'AWSMachinePool'))"))
 	if opts.AllowSkip {
-		b.WriteString(`  matchConditions:
-    - name: not-skipped
-      expression: "!(has(object.metadata.annotations) && '` + SkipAnnotation + `' in object.metadata.annotations && object.metadata.annotations['` + SkipAnnotation + `'] == 'true')"
-`)
+		conditions = append(conditions, namedExpression("not-skipped",
+			"object.metadata.?annotations[?'"+SkipAnnotation+"'].orValue('') != 'true'"))
 	}
-	b.WriteString("  validations:\n")
+
+	var checks []string
+	var validations []*yaml.Node
+	for _, opt := range cfg.Options {
+		current := "variables.options.?" + opt.Key + ".orValue(" + capaDefaults[opt.Key] + ")"
+		checks = append(checks, optionCheck(opt, "variables.options"))
+		validations = append(validations, validation(
+			"!variables.judged || "+optionCheck(opt, "variables.options"),
+			"object.kind + ' ' + object.metadata.name + ': ' + variables.field + '."+opt.Key+" is ' +\n  string("+current+") + ', want "+opt.Value+"'"))
+	}
+	validations = append(validations, validation("!variables.judged || variables.launchTemplate",
+		"'AWSManagedMachinePool ' + object.metadata.name + ': needs spec.awsLaunchTemplate and spec.amiType CUSTOM ' +\n"+
+			"  '(without them EKS starts the nodes from its own launch template, which accepts IMDSv1); amiType is ' +\n"+
+			"  object.?spec.?amiType.orValue('unset')"))
+	oldChecks := make([]string, len(checks))
+	for i, c := range checks {
+		oldChecks[i] = strings.ReplaceAll(c, "variables.options", "variables.oldOptions")
+	}
+
+	variables := []*yaml.Node{
+		variable("options", optionsBlock("object")),
+		variable("oldOptions", "request.operation != 'UPDATE' ? {} :\n"+optionsBlock("oldObject")),
+		variable("field", fieldOfKind()),
+		variable("launchTemplate", launchTemplateCheck("object")),
+		variable("oldCompliant", strings.Join(append(oldChecks, launchTemplateCheck("oldObject")), " &&\n")),
+		variable("judged", "request.operation != 'UPDATE' ||\nvariables.oldCompliant ||\nvariables.options != variables.oldOptions ||\n"+
+			"(object.kind == 'AWSManagedMachinePool' &&\n"+
+			"  (object.?spec.?amiType.orValue('') != oldObject.?spec.?amiType.orValue('') ||\n"+
+			"   object.?spec.?awsLaunchTemplate.hasValue() != oldObject.?spec.?awsLaunchTemplate.hasValue()))"),
+	}
+
+	var resources []*yaml.Node
 	for _, k := range policyKinds {
-		block := "object." + strings.Join(append(append([]string(nil), k.path...), imdsField), ".")
-		field := strings.Join(append(append([]string(nil), k.path...), imdsField), ".")
-		guard := "object.kind != '" + k.kind + "'"
-		if k.kind == "AWSManagedMachinePool" {
-			writeValidation(&b, guard+" || (has(object.spec.awsLaunchTemplate) && object.spec.amiType == 'CUSTOM')",
-				"'AWSManagedMachinePool ' + object.metadata.name + ': needs spec.awsLaunchTemplate and spec.amiType CUSTOM "+
-					"(without them EKS starts the nodes from its own launch template, which accepts IMDSv1); amiType is ' + "+
-					"(has(object.spec.amiType) ? object.spec.amiType : 'unset')")
-		}
-		for _, opt := range cfg.Options {
-			value := "'" + opt.Value + "'"
-			if opt.Int {
-				value = opt.Value
-			}
-			parent := strings.TrimPrefix(block, "object.")
-			// has() on each step: a missing block or key is what CAPA defaults it to.
-			var present []string
-			steps := strings.Split(parent, ".")
-			for i := 1; i <= len(steps); i++ {
-				present = append(present, "has(object."+strings.Join(steps[:i], ".")+")")
-			}
-			present = append(present, "has("+block+"."+opt.Key+")")
-			current := "(" + strings.Join(present, " && ") + " ? " + block + "." + opt.Key + " : " + capaDefaults[opt.Key] + ")"
-			allowed := current + " == " + value
-			if opt.Key == optHTTPEndpoint {
-				allowed = current + " in [" + value + ", 'disabled']" // disabled turns IMDS off: stricter
-			}
-			writeValidation(&b, guard+" || "+allowed,
-				"'"+k.kind+" ' + object.metadata.name + ': "+field+"."+opt.Key+" is ' + string("+current+") + ', want "+opt.Value+"'")
-		}
+		resources = append(resources, stringNode(k.resource))
 	}
-	b.WriteString(`---
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata:
-  name: ` + PolicyName + `
-  annotations:
-    fn.capa-imds.dev/generated-by: capa-imds
-spec:
-  policyName: ` + PolicyName + `
-  validationActions: [` + strings.Join(actions, ", ") + `]
-`)
-	nodes, err := yaml.Parse(strings.SplitN(b.String(), "---\n", 2)[0])
-	if err != nil {
-		return nil, fmt.Errorf("internal: the policy does not parse: %w", err)
+	policy := mapping(
+		"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
+		"kind", stringNode("ValidatingAdmissionPolicy"),
+		"metadata", policyMetadata(),
+		"spec", mapping(
+			"failurePolicy", stringNode("Fail"),
+			"matchConstraints", mapping("resourceRules", sequence(mapping(
+				"apiGroups", flowSequence(stringNode(infraGroup)),
+				"apiVersions", flowSequence(stringNode("v1beta2")),
+				"operations", flowSequence(stringNode("CREATE"), stringNode("UPDATE")),
+				"resources", flowSequence(resources...),
+			))),
+			"matchConditions", sequence(conditions...),
+			"variables", sequence(variables...),
+			"validations", sequence(validations...),
+		),
+	)
+	var actions []*yaml.Node
+	for _, a := range opts.ValidationActions {
+		actions = append(actions, stringNode(a))
 	}
-	binding, err := yaml.Parse(strings.SplitN(b.String(), "---\n", 2)[1])
-	if err != nil {
-		return nil, fmt.Errorf("internal: the binding does not parse: %w", err)
-	}
-	return []*yaml.RNode{nodes, binding}, nil
+	binding := mapping(
+		"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
+		"kind", stringNode("ValidatingAdmissionPolicyBinding"),
+		"metadata", policyMetadata(),
+		"spec", mapping(
+			"policyName", stringNode(PolicyName),
+			"validationActions", flowSequence(actions...),
+		),
+	)
+	return []*yaml.RNode{yaml.NewRNode(policy), yaml.NewRNode(binding)}, nil
 }
 
-func writeValidation(b *strings.Builder, expression, message string) {
-	fmt.Fprintf(b, "    - expression: %s\n      messageExpression: %s\n      reason: Forbidden\n", quoteYAML(expression), quoteYAML(message))
+// optionCheck is the CEL that holds when the block in options meets opt, a missing key
+// being what CAPA sends.
+func optionCheck(opt Option, options string) string {
+	value := "'" + opt.Value + "'"
+	if opt.Int {
+		value = opt.Value
+	}
+	current := options + ".?" + opt.Key + ".orValue(" + capaDefaults[opt.Key] + ")"
+	if opt.Key == optHTTPEndpoint {
+		return current + " in [" + value + ", 'disabled']" // disabled turns IMDS off: stricter
+	}
+	return current + " == " + value
 }
 
-// quoteYAML writes s as a double-quoted YAML scalar.
-func quoteYAML(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+// optionsBlock is the CEL for the instanceMetadataOptions block of root, wherever its kind
+// keeps it, or an empty map.
+func optionsBlock(root string) string {
+	var b strings.Builder
+	for i, k := range policyKinds {
+		expr := root + ".?" + strings.Join(append(append([]string(nil), k.path...), imdsField), ".?") + ".orValue({})"
+		if i == len(policyKinds)-1 {
+			b.WriteString(expr)
+			break
+		}
+		if i == len(policyKinds)-2 && sameBlockPath(k.path, policyKinds[i+1].path) {
+			b.WriteString(expr) // the last kinds keep the block at the same path
+			break
+		}
+		fmt.Fprintf(&b, "%s.kind == '%s' ? %s :\n", root, k.kind, expr)
+	}
+	return b.String()
+}
+
+func sameBlockPath(a, b []string) bool { return strings.Join(a, ".") == strings.Join(b, ".") }
+
+// fieldOfKind is the CEL for the block's field path, for messages.
+func fieldOfKind() string {
+	var b strings.Builder
+	for _, k := range policyKinds[:len(policyKinds)-1] {
+		fmt.Fprintf(&b, "object.kind == '%s' ? '%s' :\n", k.kind, strings.Join(append(append([]string(nil), k.path...), imdsField), "."))
+	}
+	last := policyKinds[len(policyKinds)-1]
+	b.WriteString("'" + strings.Join(append(append([]string(nil), last.path...), imdsField), ".") + "'")
+	return b.String()
+}
+
+// launchTemplateCheck holds unless root is a managed pool EKS starts from its own launch
+// template.
+func launchTemplateCheck(root string) string {
+	return "(" + root + ".kind != 'AWSManagedMachinePool' ||\n  (" + root + ".?spec.?awsLaunchTemplate.hasValue() && " +
+		root + ".?spec.?amiType.orValue('') == 'CUSTOM'))"
+}
+
+func policyMetadata() *yaml.Node {
+	return mapping("name", stringNode(PolicyName),
+		"annotations", mapping("fn.capa-imds.dev/generated-by", stringNode("capa-imds")))
+}
+
+func namedExpression(name, expression string) *yaml.Node {
+	return mapping("name", stringNode(name), "expression", celNode(expression))
+}
+
+func variable(name, expression string) *yaml.Node { return namedExpression(name, expression) }
+
+func validation(expression, message string) *yaml.Node {
+	return mapping("expression", celNode(expression), "messageExpression", celNode(message), "reason", stringNode("Forbidden"))
+}
+
+// celNode writes an expression of several lines as a literal block, one line as a
+// double-quoted scalar (CEL's quotes and YAML's indicators never need escaping there).
+func celNode(expr string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: yaml.NodeTagString, Value: expr, Style: yaml.DoubleQuotedStyle}
+	if strings.Contains(expr, "\n") {
+		n.Style = yaml.LiteralStyle
+	}
+	return n
+}
+
+func sequence(items ...*yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.SequenceNode, Tag: yaml.NodeTagSeq, Content: items}
+}
+
+func flowSequence(items ...*yaml.Node) *yaml.Node {
+	s := sequence(items...)
+	s.Style = yaml.FlowStyle
+	return s
 }

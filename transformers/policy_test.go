@@ -32,13 +32,37 @@ func TestPolicyGolden(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Policy(DefaultConfig(), PolicyOptions{ValidationActions: []string{"Block"}}); err == nil ||
-		!strings.Contains(err.Error(), `"Block" is not allowed`) {
-		t.Errorf("a bad validation action: %v", err)
+}
+
+// --actions takes only what the API server takes in a binding.
+func TestPolicyActions(t *testing.T) {
+	for _, tc := range []struct {
+		actions []string
+		want    string // "" for accepted
+	}{
+		{nil, ""},
+		{[]string{"Deny"}, ""},
+		{[]string{"Deny", "Audit"}, ""},
+		{[]string{"Warn", "Audit"}, ""},
+		{[]string{"Warn"}, ""},
+		{[]string{"Block"}, `"Block" is not allowed; allowed: Deny, Warn, Audit`},
+		{[]string{"deny"}, `"deny" is not allowed`},
+		{[]string{"Deny", "Warn"}, "Deny and Warn cannot be combined"},
+		{[]string{"Warn", "Audit", "Deny"}, "Deny and Warn cannot be combined"},
+		{[]string{"Audit", "Audit"}, `"Audit" is named twice`},
+	} {
+		_, err := Policy(DefaultConfig(), PolicyOptions{ValidationActions: tc.actions})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: refused: %v", tc.actions, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: got %v, want an error containing %q", tc.actions, err, tc.want)
+		}
 	}
 }
 
-// Every configured option has one validation per kind, and the managed pool check is there.
+// Every configured option has one validation, each judged only where an UPDATE makes the
+// object worse, and the managed pool check is there; the block is read for every kind.
 func TestPolicyCoversEveryKindAndOption(t *testing.T) {
 	nodes, err := Policy(DefaultConfig(), PolicyOptions{})
 	if err != nil {
@@ -48,24 +72,44 @@ func TestPolicyCoversEveryKindAndOption(t *testing.T) {
 	if err != nil || v == nil {
 		t.Fatalf("no validations: %v", err)
 	}
-	exprs := map[string]bool{}
+	var exprs []string
 	for _, e := range v.YNode().Content {
-		exprs[scalarField(e, "expression")] = true
+		exprs = append(exprs, scalarField(e, "expression"))
+	}
+	for _, opt := range DefaultConfig().Options {
+		found := 0
+		for _, e := range exprs {
+			if strings.HasPrefix(e, "!variables.judged || ") && strings.Contains(e, "variables.options.?"+opt.Key+".orValue(") {
+				found++
+			}
+		}
+		if found != 1 {
+			t.Errorf("%d validations of %s, want 1", found, opt.Key)
+		}
+	}
+	if len(exprs) != len(DefaultConfig().Options)+1 {
+		t.Errorf("%d validations, want %d", len(exprs), len(DefaultConfig().Options)+1)
+	}
+	vars := map[string]string{}
+	vs, _ := nodes[0].Pipe(yaml.Lookup("spec", "variables"))
+	for _, e := range vs.YNode().Content {
+		vars[scalarField(e, "name")] = scalarField(e, "expression")
 	}
 	for _, k := range policyKinds {
-		for _, opt := range DefaultConfig().Options {
-			found := false
-			for e := range exprs {
-				if strings.HasPrefix(e, "object.kind != '"+k.kind+"' ||") && strings.Contains(e, "instanceMetadataOptions."+opt.Key+" :") {
-					found = true
-				}
-			}
-			if !found {
-				t.Errorf("no validation of %s %s", k.kind, opt.Key)
+		path := strings.Join(append(append([]string(nil), k.path...), imdsField), ".?")
+		for _, root := range []string{"object", "oldObject"} {
+			if !strings.Contains(vars["options"]+vars["oldOptions"], root+".?"+path+".orValue({})") {
+				t.Errorf("%s: the block of %s is not read at %s", k.kind, root, path)
 			}
 		}
 	}
-	if len(exprs) != len(policyKinds)*len(DefaultConfig().Options)+1 {
-		t.Errorf("%d validations, want %d", len(exprs), len(policyKinds)*len(DefaultConfig().Options)+1)
+	for _, name := range []string{"judged", "oldCompliant", "launchTemplate", "field"} {
+		if vars[name] == "" {
+			t.Errorf("no variable %s", name)
+		}
+	}
+	conds, _ := nodes[0].Pipe(yaml.Lookup("spec", "matchConditions"))
+	if conds == nil || !strings.Contains(conds.MustString(), "deletionTimestamp") {
+		t.Error("objects being deleted are matched")
 	}
 }
