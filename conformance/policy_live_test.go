@@ -232,7 +232,9 @@ func installPolicy(t *testing.T, a *APIServer, name, namespace string) {
 			_ = a.Delete(ctx, u)
 		}
 	})
-	probe := liveObject("AWSMachine", "probe", map[string]any{"instanceType": "t3.large"})
+	// A managed pool without a launch template: no mutating policy can make it compliant.
+	probe := liveObject("AWSManagedMachinePool", "probe", map[string]any{"amiType": "AL2_x86_64",
+		"scaling": map[string]any{"minSize": int64(1), "maxSize": int64(3)}})
 	probe["metadata"].(map[string]any)["namespace"] = namespace
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -227,6 +227,12 @@ func TestPolicyCommand(t *testing.T) {
 	if got.code != 0 || !strings.Contains(got.stdout, "validationActions: [Warn, Audit]") || !strings.Contains(got.stdout, "fn.capa-imds.dev/skip") {
 		t.Errorf("dry run with skip: exit %d\n%s%s", got.code, got.stdout, got.stderr)
 	}
+	got = runCLI(t, "", "policy", "--mutate", p["config.yaml"])
+	if got.code != 0 || strings.Count(got.stdout, "kind: MutatingAdmissionPolicy\n") != 4 ||
+		strings.Count(got.stdout, "kind: MutatingAdmissionPolicyBinding\n") != 4 || strings.Contains(got.stdout, "ValidatingAdmissionPolicy") ||
+		!strings.Contains(got.stdout, "operations: [CREATE]\n") || strings.Contains(got.stdout, "UPDATE") {
+		t.Errorf("--mutate: exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
 	if got := runCLI(t, "", "policy", "--help"); got.code != 0 || !strings.Contains(got.stdout, "ValidatingAdmissionPolicy") ||
 		!strings.Contains(got.stdout, "--allow-skip") {
 		t.Errorf("policy --help: exit %d\n%s", got.code, got.stdout)
@@ -239,6 +245,7 @@ func TestPolicyCommand(t *testing.T) {
 		{[]string{"policy"}, exitUsage, "policy takes one CONFIG"},
 		{[]string{"policy", "--actions", "Block", p["config.yaml"]}, exitUsage, `"Block" is not allowed`},
 		{[]string{"policy", "--actions", "Deny,Warn", p["config.yaml"]}, exitUsage, "Deny and Warn cannot be combined"},
+		{[]string{"policy", "--mutate", "--actions", "Deny", p["config.yaml"]}, exitUsage, "--mutate takes none"},
 		{[]string{"policy", p["bad.yaml"]}, exitError, `"sometimes" is not allowed`},
 	} {
 		got := runCLI(t, "", tc.args...)

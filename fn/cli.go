@@ -40,7 +40,7 @@ Standalone, on plain manifests (for example clusterctl generate cluster output):
   clusterctl generate cluster c1 --flavor eks-managedmachinepool | capa-imds imds.yaml -
 
 The same rule at admission time, as a ValidatingAdmissionPolicy and its binding:
-  capa-imds policy [--actions Deny|Warn,Audit] [--allow-skip] CONFIG   (see capa-imds policy --help)
+  capa-imds policy [--actions Deny|Warn,Audit | --mutate] [--allow-skip] CONFIG   (see capa-imds policy --help)
 
 Standalone mode prints the changed manifests on stdout and every warning and error on
 stderr. On any error it prints nothing on stdout and exits 1 (2 for a usage error).
@@ -168,20 +168,29 @@ label, owner reference or finalizer update on an object that predates it.
 
   capa-imds policy [--actions Deny|Warn,Audit] [--allow-skip] CONFIG | kubectl apply -f -
 
+With --mutate it prints instead, for each of those kinds, a MutatingAdmissionPolicy and its
+binding (admissionregistration.k8s.io/v1, Kubernetes 1.36) that write CONFIG's options into new
+objects on CREATE (never on UPDATE: CAPA forbids changing machine and template specs), keeping
+the keys an object sets beyond them and an httpEndpoint it disables; a managed pool only when it
+has a launch template. Install it beside the validating policy, which stays the gate.
+
+  capa-imds policy --mutate [--allow-skip] CONFIG | kubectl apply -f -
+
 Flags:
   --actions LIST  the binding's validationActions: Deny (default), Deny,Audit, or Warn,Audit
                   for a dry run (the API server refuses Deny with Warn)
   --allow-skip    honour the fn.capa-imds.dev/skip annotation (off: nothing opts out)
+  --mutate        the mutating policies instead of the validating one
 `
 
 func newPolicyCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Command {
 	var actions string
-	var allowSkip bool
+	var allowSkip, mutate bool
 	c := &cobra.Command{
-		Use:           "policy [--actions Deny|Warn,Audit] [--allow-skip] CONFIG",
+		Use:           "policy [--actions Deny|Warn,Audit | --mutate] [--allow-skip] CONFIG",
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError("policy takes one CONFIG")
 			}
@@ -202,8 +211,13 @@ func newPolicyCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cob
 					list = append(list, a)
 				}
 			}
-			nodes, err := transformers.Policy(cfg, transformers.PolicyOptions{ValidationActions: list, AllowSkip: allowSkip})
-			if err != nil {
+			var nodes []*yaml.RNode
+			if mutate {
+				if cmd.Flags().Changed("actions") {
+					return usageError("--actions is the validating policy's; --mutate takes none")
+				}
+				nodes = transformers.MutatingPolicy(cfg, transformers.PolicyOptions{AllowSkip: allowSkip})
+			} else if nodes, err = transformers.Policy(cfg, transformers.PolicyOptions{ValidationActions: list, AllowSkip: allowSkip}); err != nil {
 				return usageError("--actions: " + err.Error())
 			}
 			var buf bytes.Buffer
@@ -219,6 +233,7 @@ func newPolicyCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cob
 	}
 	c.Flags().StringVar(&actions, "actions", "Deny", "the binding's validationActions: Deny, or Warn,Audit for a dry run")
 	c.Flags().BoolVar(&allowSkip, "allow-skip", false, "honour the "+transformers.SkipAnnotation+" annotation")
+	c.Flags().BoolVar(&mutate, "mutate", false, "print the MutatingAdmissionPolicies that write the options on CREATE")
 	return c
 }
 

@@ -227,10 +227,7 @@ func launchTemplateCheck(root string) string {
 		root + ".?spec.?amiType.orValue('') == 'CUSTOM'))"
 }
 
-func policyMetadata() *yaml.Node {
-	return mapping("name", stringNode(PolicyName),
-		"annotations", mapping("fn.capa-imds.dev/generated-by", stringNode("capa-imds")))
-}
+func policyMetadata() *yaml.Node { return namedMetadata(PolicyName) }
 
 func namedExpression(name, expression string) *yaml.Node {
 	return mapping("name", stringNode(name), "expression", celNode(expression))
@@ -260,4 +257,102 @@ func flowSequence(items ...*yaml.Node) *yaml.Node {
 	s := sequence(items...)
 	s.Style = yaml.FlowStyle
 	return s
+}
+
+// MutatingPolicyPrefix begins the name of each MutatingAdmissionPolicy and its binding.
+const MutatingPolicyPrefix = "capa-imds-default-imdsv2-"
+
+// MutatingPolicy returns, for each kind the validating policy judges, a
+// MutatingAdmissionPolicy (admissionregistration.k8s.io/v1, GA in Kubernetes 1.36) and its
+// binding that write the configured options into the object on CREATE, so that objects
+// reaching the cluster by other roads get them instead of being denied.
+//
+// CREATE only: CAPA's webhooks forbid changing an AWSMachine's or AWSMachineTemplate's
+// spec, and a mutation on UPDATE would fight every controller's write. ApplyConfiguration,
+// not JSONPatch (JSONPatch with object values was broken in 1.35 and 1.36 until the August
+// 2026 patch releases), merges as server-side apply does: keys the object sets beyond the
+// config stay. One policy per kind, since an apply configuration names its fields by the
+// kind's own schema. failurePolicy Ignore: the validating policy is the gate, and a
+// mutation that cannot run must not block a controller's create of a compliant object; a
+// non-compliant one is still denied there. A managed pool is mutated only when it already
+// has a launch template (adding one changes the pool's kind of node group), and an
+// AWSMachine an AWSMachinePool owns mirrors a running instance: it is left as CAPA writes it.
+func MutatingPolicy(cfg *Config, opts PolicyOptions) []*yaml.RNode {
+	var out []*yaml.RNode
+	for _, k := range policyKinds {
+		name := MutatingPolicyPrefix + k.resource
+		conditions := []*yaml.Node{}
+		switch k.kind {
+		case "AWSMachine":
+			conditions = append(conditions, namedExpression("not-a-pool-instance-mirror",
+				"!object.metadata.?ownerReferences.orValue([]).exists(r, r.kind == 'AWSMachinePool')"))
+		case "AWSManagedMachinePool":
+			conditions = append(conditions, namedExpression("has-a-launch-template", "object.?spec.?awsLaunchTemplate.hasValue()"))
+		}
+		if opts.AllowSkip {
+			conditions = append(conditions, namedExpression("not-skipped",
+				"object.metadata.?annotations[?'"+SkipAnnotation+"'].orValue('') != 'true'"))
+		}
+		spec := []any{
+			"failurePolicy", stringNode("Ignore"),
+			"reinvocationPolicy", stringNode("Never"),
+			"matchConstraints", mapping("resourceRules", sequence(mapping(
+				"apiGroups", flowSequence(stringNode(infraGroup)),
+				"apiVersions", flowSequence(stringNode("v1beta2")),
+				"operations", flowSequence(stringNode("CREATE")),
+				"resources", flowSequence(stringNode(k.resource)),
+			))),
+		}
+		if len(conditions) > 0 {
+			spec = append(spec, "matchConditions", sequence(conditions...))
+		}
+		spec = append(spec, "mutations", sequence(mapping(
+			"patchType", stringNode("ApplyConfiguration"),
+			"applyConfiguration", mapping("expression", celNode(applyConfiguration(cfg, append(append([]string(nil), k.path...), imdsField)))),
+		)))
+		out = append(out,
+			yaml.NewRNode(mapping(
+				"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
+				"kind", stringNode("MutatingAdmissionPolicy"),
+				"metadata", namedMetadata(name),
+				"spec", mapping(spec...),
+			)),
+			yaml.NewRNode(mapping(
+				"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
+				"kind", stringNode("MutatingAdmissionPolicyBinding"),
+				"metadata", namedMetadata(name),
+				"spec", mapping("policyName", stringNode(name)),
+			)))
+	}
+	return out
+}
+
+// applyConfiguration is the CEL Object{...} that sets the configured options at path.
+func applyConfiguration(cfg *Config, path []string) string {
+	var fields []string
+	for _, opt := range cfg.Options {
+		v := "'" + opt.Value + "'"
+		if opt.Int {
+			v = opt.Value
+		}
+		if opt.Key == optHTTPEndpoint && opt.Value != "disabled" {
+			// disabled turns IMDS off, which is stricter than any setting: it stays.
+			current := "object.?" + strings.Join(path, ".?") + ".?" + optHTTPEndpoint + ".orValue('')"
+			v = current + " == 'disabled' ? 'disabled' : " + v
+		}
+		fields = append(fields, opt.Key+": "+v)
+	}
+	indent := strings.Repeat("  ", len(path)+1)
+	body := indent + strings.Join(fields, ",\n"+indent)
+	for i := len(path); i > 0; i-- {
+		typ := "Object." + strings.Join(path[:i], ".")
+		pad := strings.Repeat("  ", i)
+		body = pad + path[i-1] + ": " + typ + "{\n" + body + "\n" + pad + "}"
+	}
+	return "Object{\n" + body + "\n}"
+}
+
+func namedMetadata(name string) *yaml.Node {
+	return mapping("name", stringNode(name),
+		"annotations", mapping("fn.capa-imds.dev/generated-by", stringNode("capa-imds")))
 }

@@ -30,6 +30,11 @@ func TestPolicyGolden(t *testing.T) {
 			if again, _ := Policy(tc.cfg, tc.opts); writeStream(t, again) != writeStream(t, nodes) {
 				t.Error("the policy is not deterministic")
 			}
+			mutating := MutatingPolicy(tc.cfg, tc.opts)
+			compareGolden(t, filepath.Join("testdata", "policy", "mutating-"+tc.name+".yaml"), writeStream(t, mutating))
+			if writeStream(t, MutatingPolicy(tc.cfg, tc.opts)) != writeStream(t, mutating) {
+				t.Error("the mutating policy is not deterministic")
+			}
 		})
 	}
 }
