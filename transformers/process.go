@@ -368,6 +368,11 @@ func (r *run) checkDuplicates() {
 		if !ok {
 			continue
 		}
+		// Judged on what the reference resolves to: above two overlays of one base, both
+		// Clusters still name the base's control plane, each meaning its own copy.
+		if cp, _, _ := r.resolve(k, o); cp != nil {
+			k = cp.key()
+		}
 		if first, dup := owners[k]; dup {
 			r.errorf(o, "spec.controlPlaneRef", "%s %q is already the control plane of %s: each Cluster needs its own", k.kind, k.name, first)
 			continue
