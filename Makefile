@@ -11,15 +11,19 @@ PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/capa-imds
 
-# Unit, golden and end-to-end tests; the e2e tests build their own binary.
-test: lint
+# Unit, golden and end-to-end tests; the e2e tests build their own binary. Depends on
+# conformance-tools (built once, about 15 minutes cold; nothing to do when bin/conformance/
+# holds them), so the real API server tests run rather than skip on a fresh machine.
+test: lint conformance-tools
 	$(GO) test -race -count=1 ./...
 	@# The conformance module (its own go.mod): real apiextensions-apiserver and CAPA code in
-	@# process, and a real API server when make conformance-tools has built it (skipped
-	@# otherwise). No -race: it would multiply the API server tests' 2.5 minutes. -mod=mod:
+	@# process, and the real API server of conformance-tools; CAPA_IMDS_REQUIRE_APISERVER=1
+	@# makes a missing binary fail the tests instead of skipping them (so does CI=true).
+	@# No -race: it would multiply the API server tests' 2.5 minutes. -mod=mod:
 	@# the module replaces the function with ../, so a dependency the function adds must
 	@# reach conformance/go.sum without a separate step.
-	cd conformance && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -count=1 ./...
+	cd conformance && $(GO) vet -mod=mod ./... && \
+	  CAPA_IMDS_REQUIRE_APISERVER=1 $(GO) test -mod=mod -count=1 ./...
 
 # etcd and kube-apiserver for conformance/ (envtest's KUBEBUILDER_ASSETS), built from the
 # Go modules in conformance/tools/ into bin/conformance/ once: each is skipped when its

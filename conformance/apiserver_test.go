@@ -31,12 +31,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// apiServer starts the real API server once per test binary, or skips the test.
+// skipOrFail skips a test that needs the real API server when its binaries are missing,
+// unless the run must not pass without them: under CI=true, or with
+// CAPA_IMDS_REQUIRE_APISERVER=1 (make test sets it, having built them), a missing binary
+// fails the test with the command that builds it.
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" || os.Getenv("CAPA_IMDS_REQUIRE_APISERVER") == "1" {
+		t.Fatal(why + " (CI=true or CAPA_IMDS_REQUIRE_APISERVER=1: the API server tests must run, not skip)")
+	}
+	t.Skip(why)
+}
+
+// apiServer starts the real API server once per test binary, or skips the test (see skipOrFail).
 func apiServer(t *testing.T) *APIServer {
 	t.Helper()
 	assets, why := AssetsDir(root)
 	if assets == "" {
-		t.Skip(why)
+		skipOrFail(t, why)
 	}
 	serverOnce.Do(func() {
 		ps, err := Providers()

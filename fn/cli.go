@@ -265,7 +265,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 func resourceListMode(opts options, stdin io.Reader, stdout, stderr io.Writer) int {
 	budget := &inputBudget{left: maxInputBytes}
 	// kyaml buffers the input itself; reading through the budget avoids a second copy.
-	rw := &kio.ByteReadWriter{Reader: budget.reader(stdin, "stdin"), KeepReaderAnnotations: true}
+	rw := &kio.ByteReadWriter{Reader: captureInput(stderr, "stdin", budget.reader(stdin, "stdin")), KeepReaderAnnotations: true}
 	items, err := rw.Read()
 	if err := budget.err(); err != nil {
 		return fail(stderr, err)
@@ -389,7 +389,7 @@ func standaloneMode(configPath string, files []string, opts options, stdin io.Re
 			in = file
 		}
 		r := kio.ByteReader{
-			Reader:            budget.reader(in, name),
+			Reader:            captureInput(stderr, name, budget.reader(in, name)),
 			PreserveSeqIndent: true,
 			DisableUnwrapping: true,
 			SetAnnotations:    map[string]string{kioutil.PathAnnotation: name},

@@ -162,6 +162,23 @@ spec:
 		{name: "duplicate-key-in-other-resource", modes: bothModes, stream: func() string {
 			return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dup\ndata:\n  a: \"1\"\n  a: \"2\"\n"
 		}, passThru: true},
+		// Which resource a document is must not depend on the reader: the function would
+		// pass a ConfigMap that a last-key-wins reader applies as an AWSMachine.
+		{name: "duplicate-kind-configmap-then-awsmachine", modes: bothModes, stream: func() string {
+			return "apiVersion: infrastructure.cluster.x-k8s.io/v1beta2\nkind: ConfigMap\nkind: AWSMachine\nmetadata:\n  name: m\nspec:\n  instanceType: t3.large\n"
+		}, code: exitError, stderr: []string{"ConfigMap m kind: duplicate key kind"}},
+		{name: "duplicate-apiVersion-in-other-resource", modes: bothModes, stream: func() string {
+			return "apiVersion: v1\napiVersion: infrastructure.cluster.x-k8s.io/v1beta2\nkind: AWSMachine\nmetadata:\n  name: m\nspec:\n  instanceType: t3.large\n"
+		}, code: exitError, stderr: []string{"AWSMachine m apiVersion: duplicate key apiVersion"}},
+		{name: "duplicate-metadata-name-in-other-resource", modes: bothModes, stream: func() string {
+			return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\ndata:\n  k: v\n"
+		}, code: exitError, stderr: []string{"ConfigMap a metadata.name: duplicate key metadata.name"}},
+		{name: "duplicate-metadata-namespace-in-other-resource", modes: bothModes, stream: func() string {
+			return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: x\n  namespace: y\n"
+		}, code: exitError, stderr: []string{"metadata.namespace: duplicate key metadata.namespace"}},
+		{name: "duplicate-metadata-in-other-resource", modes: bothModes, stream: func() string {
+			return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\nmetadata:\n  name: b\n"
+		}, code: exitError, stderr: []string{"duplicate key metadata"}},
 		{name: "duplicate-httpTokens-key", modes: rlMode, stream: func() string {
 			return `apiVersion: infrastructure.cluster.x-k8s.io/v1beta2
 kind: AWSMachine

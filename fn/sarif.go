@@ -33,6 +33,31 @@ type reportSink struct {
 	path    string
 	text    bytes.Buffer
 	results transformers.Results
+	// inputs are the bytes of each input as read, by the name results give it ("stdin"
+	// for -), for SARIF lines: --output may have rewritten the file since, and stdin
+	// cannot be read twice.
+	inputs map[string]*bytes.Buffer
+	// fallback names the input a result without a file is placed in (the ResourceList on
+	// stdin, or the first input): code scanning refuses a result with no physicalLocation.
+	fallback string
+}
+
+// captureInput passes r on, keeping a copy of what is read from it when the run writes a
+// SARIF report. The first input captured is where results without a file are placed.
+func captureInput(stderr io.Writer, name string, r io.Reader) io.Reader {
+	s, ok := stderr.(*reportSink)
+	if !ok || s.format != formatSARIF {
+		return r
+	}
+	if s.inputs == nil {
+		s.inputs = map[string]*bytes.Buffer{}
+	}
+	if s.fallback == "" {
+		s.fallback = name
+	}
+	buf := &bytes.Buffer{}
+	s.inputs[name] = buf
+	return io.TeeReader(r, buf)
 }
 
 // newReportSink checks the flags; with no --report the run's stderr is left as it is.
@@ -74,7 +99,7 @@ func finishReport(stderr io.Writer, code int) int {
 	data := s.text.Bytes()
 	if s.format == formatSARIF {
 		var err error
-		if data, err = sarifLog(s.results, s.text.String(), code); err != nil {
+		if data, err = sarifLog(s.results, s.text.String(), code, s.inputs, s.fallback); err != nil {
 			fmt.Fprintf(s.stderr, "capa-imds: error: --report %s: %v\n", s.path, err)
 			return exitError
 		}
@@ -238,7 +263,7 @@ type sarifRun struct {
 // sarifLog renders the results of a run; stderr is everything the run printed, whose
 // "capa-imds: error:" lines (failures outside any result: an unreadable file, a usage
 // error) become notifications of an unsuccessful run.
-func sarifLog(results transformers.Results, stderr string, code int) ([]byte, error) {
+func sarifLog(results transformers.Results, stderr string, code int, inputs map[string]*bytes.Buffer, fallback string) ([]byte, error) {
 	var run sarifRun
 	d := &run.Tool.Driver
 	d.Name, d.Version, d.InformationURI = "capa-imds", version, sarifHome
@@ -258,10 +283,13 @@ func sarifLog(results transformers.Results, stderr string, code int) ([]byte, er
 	run.Invocations = []sarifInvocation{inv}
 	run.Results = []sarifResult{}
 	files := map[string][]*yaml.Node{}
+	for name, buf := range inputs {
+		files[name] = sarifParse(buf.Bytes())
+	}
 	for _, r := range results {
 		id := sarifRule(r)
 		res := sarifResult{RuleID: id, RuleIndex: index[id], Level: sarifLevel(r.Severity), Message: sarifMessage{oneLine(r.Message)}}
-		if loc := sarifLocate(r, files); loc != nil {
+		if loc := sarifLocate(r, files, fallback); loc != nil {
 			res.Locations = []sarifLocation{*loc}
 		}
 		run.Results = append(run.Results, res)
@@ -287,8 +315,11 @@ func sarifLevel(s transformers.Severity) string {
 
 // sarifLocate places a result: the file and line of its field (or of the nearest enclosing
 // field that exists: a missing block is reported on its parent), and the resource as a
-// logical location. files caches parsed inputs.
-func sarifLocate(r *transformers.Result, files map[string][]*yaml.Node) *sarifLocation {
+// logical location. A result without a file (a ResourceList on stdin carries no paths) is
+// placed in fallback, on its resource's line when it can be found: GitHub code scanning
+// refuses a whole log in which one result has no physicalLocation. files caches parsed
+// inputs, by the name results give them.
+func sarifLocate(r *transformers.Result, files map[string][]*yaml.Node, fallback string) *sarifLocation {
 	var loc sarifLocation
 	if r.ResourceRef != nil {
 		id := r.ResourceRef.Kind + " "
@@ -301,36 +332,50 @@ func sarifLocate(r *transformers.Result, files map[string][]*yaml.Node) *sarifLo
 		}
 		loc.LogicalLocations = []sarifLogical{{Name: r.ResourceRef.Name, FullyQualifiedName: id, Kind: "resource"}}
 	}
-	if r.File != nil && r.File.Path != "" && r.File.Path != "stdin" {
-		p := &sarifPhysical{}
-		p.ArtifactLocation.URI = filepath.ToSlash(r.File.Path)
-		if filepath.IsAbs(r.File.Path) {
-			p.ArtifactLocation.URI = "file://" + filepath.ToSlash(r.File.Path)
-		}
-		if line, col := sarifLine(r, files); line > 0 {
-			p.Region = &sarifRegion{StartLine: line, StartColumn: col}
-		}
-		loc.PhysicalLocation = p
+	file := transformers.File{Path: fallback}
+	if r.File != nil && r.File.Path != "" {
+		file = *r.File
 	}
-	if loc.PhysicalLocation == nil && loc.LogicalLocations == nil {
-		return nil
+	if file.Path == "" {
+		file.Path = "stdin"
 	}
+	p := &sarifPhysical{}
+	p.ArtifactLocation.URI = filepath.ToSlash(file.Path)
+	if filepath.IsAbs(file.Path) {
+		p.ArtifactLocation.URI = "file://" + filepath.ToSlash(file.Path)
+	}
+	if line, col := sarifLine(r, file, files); line > 0 {
+		p.Region = &sarifRegion{StartLine: line, StartColumn: col}
+	}
+	loc.PhysicalLocation = p
 	return &loc
 }
 
-// sarifLine finds the line of a result's field in its file, as the file is on disk (audit
-// mode changes nothing, so it is the input the result is about). 0 when the file cannot be
-// read or parsed: the result then points at the file alone.
-func sarifLine(r *transformers.Result, files map[string][]*yaml.Node) (int, int) {
-	docs, ok := files[r.File.Path]
+// sarifLine finds the line of a result's field in its file, as it was read (from the
+// copy kept while reading; else from disk: audit mode changes nothing). 0 when the file
+// cannot be read or parsed: the result then points at the file alone.
+func sarifLine(r *transformers.Result, file transformers.File, files map[string][]*yaml.Node) (int, int) {
+	docs, ok := files[file.Path]
 	if !ok {
-		docs = sarifParse(r.File.Path)
-		files[r.File.Path] = docs
+		if data, err := os.ReadFile(file.Path); err == nil {
+			docs = sarifParse(data)
+		}
+		files[file.Path] = docs
 	}
-	if r.File.Index < 0 || r.File.Index >= len(docs) {
+	if file.Index < 0 || file.Index >= len(docs) {
 		return 0, 0
 	}
-	doc := docs[r.File.Index]
+	doc := docs[file.Index]
+	if r.File == nil && r.ResourceRef != nil {
+		// No document index: the first document holding the resource, at the top or in
+		// the items of a List or the ResourceList.
+		for _, d := range docs {
+			if it := sarifListItem(d, r.ResourceRef); it != d || sarifIs(d, r.ResourceRef) {
+				doc = d
+				break
+			}
+		}
+	}
 	if r.ResourceRef != nil {
 		doc = sarifListItem(doc, r.ResourceRef)
 	}
@@ -357,27 +402,34 @@ func sarifLine(r *transformers.Result, files map[string][]*yaml.Node) (int, int)
 	return line, col
 }
 
-// sarifListItem is the item of a v1 List that ref names, or doc itself.
-func sarifListItem(doc *yaml.Node, ref *yaml.ResourceIdentifier) *yaml.Node {
-	field := func(n *yaml.Node, path ...string) string {
-		for _, p := range path {
-			if n == nil || n.Kind != yaml.MappingNode {
-				return ""
-			}
-			var next *yaml.Node
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == p {
-					next = n.Content[i+1]
-				}
-			}
-			n = next
-		}
-		if n == nil {
+// sarifIs reports whether doc is the resource ref names.
+func sarifIs(doc *yaml.Node, ref *yaml.ResourceIdentifier) bool {
+	return sarifField(doc, "kind") == ref.Kind && sarifField(doc, "metadata", "name") == ref.Name &&
+		sarifField(doc, "metadata", "namespace") == ref.Namespace
+}
+
+func sarifField(n *yaml.Node, path ...string) string {
+	for _, p := range path {
+		if n == nil || n.Kind != yaml.MappingNode {
 			return ""
 		}
-		return n.Value
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == p {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
 	}
-	if field(doc, "kind") == ref.Kind && field(doc, "metadata", "name") == ref.Name {
+	if n == nil {
+		return ""
+	}
+	return n.Value
+}
+
+// sarifListItem is the item of a v1 List (or of the ResourceList) that ref names, or doc itself.
+func sarifListItem(doc *yaml.Node, ref *yaml.ResourceIdentifier) *yaml.Node {
+	if sarifIs(doc, ref) {
 		return doc
 	}
 	for i := 0; i+1 < len(doc.Content); i += 2 {
@@ -385,7 +437,7 @@ func sarifListItem(doc *yaml.Node, ref *yaml.ResourceIdentifier) *yaml.Node {
 			continue
 		}
 		for _, it := range doc.Content[i+1].Content {
-			if field(it, "kind") == ref.Kind && field(it, "metadata", "name") == ref.Name {
+			if sarifIs(it, ref) {
 				return it
 			}
 		}
@@ -393,13 +445,9 @@ func sarifListItem(doc *yaml.Node, ref *yaml.ResourceIdentifier) *yaml.Node {
 	return doc
 }
 
-// sarifParse reads the documents of a file, as the function's reader counts them (empty
-// documents are not counted); nil when the file cannot be read or parsed.
-func sarifParse(path string) []*yaml.Node {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
+// sarifParse reads the documents of an input, as the function's reader counts them (empty
+// documents are not counted); nil when it cannot be parsed.
+func sarifParse(data []byte) []*yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []*yaml.Node
 	for {

@@ -3,6 +3,7 @@ package fn
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -297,4 +298,112 @@ func sarifTestResult(kind, field string) *transformers.Result {
 		r.Field = &transformers.Field{Path: field}
 	}
 	return r
+}
+
+// sarifTestLocations runs the command with stdin in a directory holding imds.yaml and the
+// files, and returns each result's rule, URI and line (every result must have a
+// physicalLocation: code scanning refuses a log in which one has none) and the files after the run.
+func sarifTestLocations(t *testing.T, stdin string, files map[string]string, args ...string) (int, []string, map[string]string) {
+	t.Helper()
+	schema := sarifTestSchema(t)
+	dir := t.TempDir()
+	files["imds.yaml"] = sarifTestConfig
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	var stdout, stderr bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &stdout, &stderr)
+	report, err := os.ReadFile(filepath.Join(dir, "out.sarif"))
+	if err != nil {
+		t.Fatalf("no report (exit %d): %v\n%s", code, err, stderr.String())
+	}
+	log := sarifTestValidate(t, schema, report)
+	var got []string
+	for _, r := range log.Runs[0].Results {
+		if len(r.Locations) != 1 || r.Locations[0].PhysicalLocation.ArtifactLocation.URI == "" {
+			t.Errorf("result %s %q has no physicalLocation:\n%s", r.RuleID, r.Message.Text, report)
+			continue
+		}
+		p := r.Locations[0].PhysicalLocation
+		got = append(got, fmt.Sprintf("%s %s:%d", r.RuleID, p.ArtifactLocation.URI, p.Region.StartLine))
+	}
+	after := map[string]string{}
+	for name := range files {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		after[name] = string(b)
+	}
+	return code, got, after
+}
+
+// TestSARIFStdin: findings on manifests read from stdin, in standalone mode and as a
+// ResourceList without paths (kustomize), are placed in "stdin" on the line of their field.
+func TestSARIFStdin(t *testing.T) {
+	want := []string{"imds-missing stdin:6", "imds-httpTokens stdin:17"}
+	code, got, _ := sarifTestLocations(t, sarifTestInput, map[string]string{},
+		"--audit", "--format", "sarif", "--report", "out.sarif", "imds.yaml", "-")
+	if code != exitError || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("standalone stdin: exit %d, results %q; want 1 and %q", code, got, want)
+	}
+
+	// The same manifests as a ResourceList: each item indented by two under items:.
+	var rl strings.Builder
+	rl.WriteString("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n") // lines 1-3
+	for _, doc := range strings.Split(strings.TrimPrefix(sarifTestInput, "# line 1\n"), "---\n") {
+		for i, line := range strings.Split(strings.TrimRight(doc, "\n"), "\n") {
+			if i == 0 {
+				rl.WriteString("- " + line + "\n")
+			} else {
+				rl.WriteString("  " + line + "\n")
+			}
+		}
+	}
+	rl.WriteString("functionConfig:\n" + indentLines(strings.Replace(sarifTestConfig, "name: require-imdsv2\n",
+		"name: require-imdsv2\nspec:\n  mode: audit\n", 1), "  "))
+	lines := strings.Split(rl.String(), "\n")
+	line := func(sub string) int {
+		for i, l := range lines {
+			if strings.Contains(l, sub) {
+				return i + 1
+			}
+		}
+		t.Fatalf("no %q in the ResourceList", sub)
+		return 0
+	}
+	// The missing block is reported on the first AWSMachine's spec; httpTokens on its line.
+	want = []string{fmt.Sprintf("imds-missing stdin:%d", line("  spec:")), fmt.Sprintf("imds-httpTokens stdin:%d", line("httpTokens: optional"))}
+	code, got, _ = sarifTestLocations(t, rl.String(), map[string]string{}, "--format", "sarif", "--report", "out.sarif")
+	if code != exitError || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("ResourceList on stdin: exit %d, results %q; want 1 and %q", code, got, want)
+	}
+}
+
+// TestSARIFOutputOverInput: with --output over its own input, the results point at the
+// lines of the input as it was read, not at the rewritten file.
+func TestSARIFOutputOverInput(t *testing.T) {
+	in := sarifTestInput + "---\n" + `apiVersion: infrastructure.cluster.x-k8s.io/v1beta2
+kind: AWSMachine
+metadata:
+  name: skipped
+  annotations:
+    fn.capa-imds.dev/skip: "true"
+spec:
+  instanceType: t3.large
+`
+	skippedLine := strings.Count(in[:strings.Index(in, "name: skipped")], "\n") // the line before: apiVersion
+	code, got, after := sarifTestLocations(t, "", map[string]string{"in.yaml": in},
+		"--format", "sarif", "--report", "out.sarif", "--output", "in.yaml", "imds.yaml", "in.yaml")
+	if code != exitOK || after["in.yaml"] == in {
+		t.Fatalf("exit %d, in.yaml rewritten: %v; want 0 and a rewritten file", code, after["in.yaml"] != in)
+	}
+	want := []string{"imds-missing in.yaml:6", fmt.Sprintf("other in.yaml:%d", skippedLine-2)}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("results %q, want %q (the lines of the input as read)", got, want)
+	}
 }

@@ -136,3 +136,119 @@ func TestIntegKustomizeFunctionInBase(t *testing.T) {
 		t.Errorf("audit passed a build whose MachinePool names a pool and a Secret that were renamed away (exit %d):\n%s", res.code, res.stderr)
 	}
 }
+
+// A kustomization above two overlays of one base: two namePrefixes in one namespace, or
+// one namePrefix in two namespaces, with the function in each overlay or once above them.
+// Above the overlays the function sees two copies of every object, each still naming the
+// base's names (kustomize fixes references at the end of the whole build): each copy's
+// references mean the copy renamed the same way, so each pool finds its own MachinePool
+// and control plane, and the audit of the build passes.
+func TestIntegKustomizeTwoOverlaysOfOneBase(t *testing.T) {
+	t.Parallel()
+	type overlay struct{ dir, namespace, prefix string }
+	cases := []struct {
+		name     string
+		overlays []overlay
+		fnOnTop  bool // the function in the kustomization above the overlays, not in each
+	}{
+		{"two prefixes, function in each overlay", []overlay{{"two-a", "team-a", "a-"}, {"two-b", "team-a", "b-"}}, false},
+		{"two prefixes, function above", []overlay{{"two-a", "team-a", "a-"}, {"two-b", "team-a", "b-"}}, true},
+		{"two namespaces, function in each overlay", []overlay{{"two-a", "team-a", "prod-"}, {"two-b", "team-b", "prod-"}}, false},
+		{"two namespaces, function above", []overlay{{"two-a", "team-a", "prod-"}, {"two-b", "team-b", "prod-"}}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			work := integExampleTree(t)
+			kdir := filepath.Join(work, "examples", "kustomize")
+			write := func(dir, name, text string) {
+				t.Helper()
+				if err := os.MkdirAll(filepath.Join(kdir, dir), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(kdir, dir, name), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			imds, err := os.ReadFile(filepath.Join(kdir, "overlay", "imds.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nameRef, err := os.ReadFile(filepath.Join(kdir, "overlay", "capi-namereference.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			top := "resources:\n"
+			for _, o := range c.overlays {
+				k := "namespace: " + o.namespace + "\nnamePrefix: " + o.prefix + "\nresources:\n  - ../base\nconfigurations:\n  - capi-namereference.yaml\n"
+				if !c.fnOnTop {
+					k += "transformers:\n  - imds.yaml\n"
+					write(o.dir, "imds.yaml", string(imds))
+				}
+				write(o.dir, "kustomization.yaml", k)
+				write(o.dir, "capi-namereference.yaml", string(nameRef))
+				top += "  - ../" + o.dir + "\n"
+			}
+			if c.fnOnTop {
+				top += "transformers:\n  - imds.yaml\n"
+				write("two", "imds.yaml", string(imds))
+			}
+			write("two", "kustomization.yaml", top)
+			out := layersBuild(t, filepath.Join(kdir, "two"))
+
+			objs := integParse(t, out)
+			find := func(kind, ns, name string) integObj {
+				for _, o := range integByKind(objs, kind) {
+					if o.str("metadata", "namespace") == ns && o.str("metadata", "name") == name {
+						return o
+					}
+				}
+				return nil
+			}
+			for _, o := range c.overlays {
+				pool := o.prefix + "capi-imds-pool-0"
+				var mp integObj
+				for _, m := range integByKind(objs, "MachinePool") {
+					if m.str("metadata", "namespace") == o.namespace && m.str("spec", "template", "spec", "infrastructureRef", "name") == pool {
+						mp = m
+					}
+				}
+				if mp == nil {
+					t.Errorf("no MachinePool in %s references the pool %s", o.namespace, pool)
+					continue
+				}
+				cluster := find("Cluster", o.namespace, mp.str("spec", "clusterName"))
+				if cluster == nil || cluster.str("metadata", "name") != o.prefix+"capi-imds" {
+					t.Errorf("MachinePool %s: clusterName %q, want %scapi-imds", mp.id(), mp.str("spec", "clusterName"), o.prefix)
+					continue
+				}
+				cpName := cluster.str("spec", "controlPlaneRef", "name")
+				cp := find("AWSManagedControlPlane", o.namespace, cpName)
+				if cp == nil || cpName != o.prefix+"capi-imds-control-plane" {
+					t.Errorf("Cluster %s: controlPlaneRef %q, want its own %scapi-imds-control-plane", cluster.id(), cpName, o.prefix)
+					continue
+				}
+				want := o.namespace + "_" + cpName // GenerateEKSName(name, namespace)
+				if got := cp.str("spec", "eksClusterName"); got != want {
+					t.Errorf("%s pinned %q, want %q", cp.id(), got, want)
+				}
+				secret := find("Secret", o.namespace, mp.str("spec", "template", "spec", "bootstrap", "dataSecretName"))
+				if secret == nil {
+					t.Errorf("MachinePool %s: dataSecretName %q names no Secret in %s", mp.id(),
+						mp.str("spec", "template", "spec", "bootstrap", "dataSecretName"), o.namespace)
+					continue
+				}
+				b, err := base64.StdEncoding.DecodeString(secret.str("data", "value"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if script := strings.TrimPrefix(string(b), "#!/bin/bash -xe\n/etc/eks/bootstrap.sh "); script != want {
+					t.Errorf("%s's bootstrap names %q, want its own cluster %q", secret.id(), script, want)
+				}
+			}
+			if res := layersAudit(t, out); res.code != 0 {
+				t.Errorf("audit of the build failed:\n%s", res.stderr)
+			}
+		})
+	}
+}

@@ -375,3 +375,38 @@ func firstDuplicate(m *yaml.Node) (string, bool) {
 	}
 	return "", false
 }
+
+// duplicateIdentityKey finds a key given twice among those that say which resource a
+// document is: apiVersion, kind and metadata at the top, name and namespace in metadata.
+func duplicateIdentityKey(n *yaml.Node) (string, bool) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return "", false
+	}
+	count := func(m *yaml.Node, keys ...string) (string, bool) {
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k := m.Content[i]
+			if k.Kind != yaml.ScalarNode {
+				continue
+			}
+			for _, want := range keys {
+				if k.Value == want {
+					if seen[want] {
+						return want, true
+					}
+					seen[want] = true
+				}
+			}
+		}
+		return "", false
+	}
+	if k, dup := count(n, "apiVersion", "kind", "metadata"); dup {
+		return k, true
+	}
+	if md := lookup(n, "metadata"); md != nil && md.Kind == yaml.MappingNode {
+		if k, dup := count(md, "name", "namespace"); dup {
+			return "metadata." + k, true
+		}
+	}
+	return "", false
+}

@@ -244,8 +244,16 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 		r.addWithListItems(newObject(n, defNS), nil, 0)
 	}
 
-	// A resource the function reads must mean the same to every reader.
+	// Every reader must agree on what a resource is and what it is called, whatever its
+	// kind: the function decides by the first apiVersion and kind, a reader that keeps the
+	// last may see an AWSMachine where the function saw a ConfigMap.
 	for _, o := range r.objects {
+		if field, dup := duplicateIdentityKey(o.node.YNode()); dup {
+			r.errorf(o, field, "duplicate key %s: readers disagree on which resource this is (one keeps the first value, "+
+				"another the last, strict ones refuse it); remove one", field)
+			continue
+		}
+		// A resource the function reads must mean the same to every reader.
 		if !isClusterAPIGroup(o.group) && !(o.group == "" && o.kind == "Secret") && listItems(o.node) == nil {
 			continue
 		}
@@ -359,6 +367,11 @@ func (r *run) checkDuplicates() {
 		k, ok := refKey(lookup(o.node.YNode(), "spec", "controlPlaneRef"), o.ns())
 		if !ok {
 			continue
+		}
+		// Judged on what the reference resolves to: above two overlays of one base, both
+		// Clusters still name the base's control plane, each meaning its own copy.
+		if cp, _, _ := r.resolve(k, o); cp != nil {
+			k = cp.key()
 		}
 		if first, dup := owners[k]; dup {
 			r.errorf(o, "spec.controlPlaneRef", "%s %q is already the control plane of %s: each Cluster needs its own", k.kind, k.name, first)

@@ -20,6 +20,8 @@ var (
 	previousNamesAnnotations      = []string{"internal.config.kubernetes.io/previousNames", "config.kubernetes.io/previousNames"}
 	previousKindsAnnotations      = []string{"internal.config.kubernetes.io/previousKinds", "config.kubernetes.io/previousKinds"}
 	previousNamespacesAnnotations = []string{"internal.config.kubernetes.io/previousNamespaces", "config.kubernetes.io/previousNamespaces"}
+	prefixesAnnotations           = []string{"internal.config.kubernetes.io/prefixes", "config.kubernetes.io/prefixes"}
+	suffixesAnnotations           = []string{"internal.config.kubernetes.io/suffixes", "config.kubernetes.io/suffixes"}
 )
 
 func firstAnnotation(o *object, keys []string) string {
@@ -101,6 +103,9 @@ func (r *run) resolve(k objKey, referrer *object) (o *object, viaPrevious, ambig
 			found = append(found, c)
 		}
 	}
+	if len(found) > 1 {
+		found = renamedLike(found, referrer, k)
+	}
 	switch len(found) {
 	case 0:
 		return nil, false, false
@@ -108,6 +113,34 @@ func (r *run) resolve(k objKey, referrer *object) (o *object, viaPrevious, ambig
 		return found[0], true, false
 	}
 	return nil, false, true
+}
+
+// renamedLike narrows the candidates of a stale reference to those renamed the way the
+// referrer was. Two overlays of one base (two namePrefixes, or two namespaces) under one
+// kustomization each hold a copy of every object under the same previous name; the
+// referrer's reference is still the base's, and means the copy renamed by the same
+// overlays: the same prefixes and suffixes, in the namespace the reference points at.
+// Each narrowing applies only when it leaves some candidate.
+func renamedLike(found []*object, referrer *object, k objKey) []*object {
+	narrow := func(keep func(c *object) bool) {
+		var kept []*object
+		for _, c := range found {
+			if keep(c) {
+				kept = append(kept, c)
+			}
+		}
+		if len(kept) > 0 {
+			found = kept
+		}
+	}
+	prefixes, suffixes := firstAnnotation(referrer, prefixesAnnotations), firstAnnotation(referrer, suffixesAnnotations)
+	narrow(func(c *object) bool {
+		return firstAnnotation(c, prefixesAnnotations) == prefixes && firstAnnotation(c, suffixesAnnotations) == suffixes
+	})
+	if len(found) > 1 {
+		narrow(func(c *object) bool { return c.ns() == k.namespace })
+	}
+	return found
 }
 
 // hadNamespace: the candidate had the reference's name in the namespace the reference
