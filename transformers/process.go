@@ -217,9 +217,42 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 			work[i] = it.Copy()
 		}
 	}
-	r := &run{
+	r := newRun(cfg)
+	if !r.load(work) {
+		return r, items, r.results, Summary{}
+	}
+
+	for _, o := range r.objects {
+		r.processObject(o)
+	}
+	r.renameTemplates()
+	r.processClusterClasses()
+	r.processManagedPools()
+	r.checkBootstrapOverwrites()
+
+	if cfg.Mode == ModeAudit {
+		for _, c := range r.edits {
+			msg := c.finding
+			if msg == "" {
+				msg = fmt.Sprintf("is %s, want %s", describeValue(c.current), describeValue(c.proposed))
+			}
+			res := r.result(Error, c.obj, c.field, msg)
+			// Named as the input names it, whatever a later edit (renameOnChange) did.
+			res.ResourceRef, res.File = c.ref, c.file
+			if res.Field != nil {
+				res.Field.CurrentValue, res.Field.ProposedValue = cutValue(c.current), cutValue(c.proposed)
+			}
+		}
+		return r, items, r.results, Summary{}
+	}
+	return r, r.output(), r.results, r.summary()
+}
+
+// newRun is the empty state of one invocation.
+func newRun(cfg *Config) *run {
+	return &run{
 		cfg:   cfg,
-		index: make(map[objKey]*object, len(work)),
+		index: map[objKey]*object{},
 		added: map[*object][]*object{},
 		pools: poolPhase{
 			secrets:  map[objKey]*generatedSecret{},
@@ -228,7 +261,16 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 		},
 		refs: refIndex{said: map[saidKey]bool{}},
 	}
-	defNS := cfg.Namespace
+}
+
+// load reads the items as the API server would see them (aliases and merge keys expanded,
+// the items of lists) and refuses what readers disagree on: duplicate keys in Cluster API
+// objects, an object defined twice. It reports whether the items can be used.
+func (r *run) load(work []*yaml.RNode) bool {
+	if len(r.index) == 0 {
+		r.index = make(map[objKey]*object, len(work))
+	}
+	defNS := r.cfg.Namespace
 	if defNS == "" {
 		defNS = defaultNamespace
 	}
@@ -263,34 +305,7 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 		}
 	}
 	r.checkDuplicates()
-	if r.results.ExitCode() != 0 {
-		return r, items, r.results, Summary{}
-	}
-
-	for _, o := range r.objects {
-		r.processObject(o)
-	}
-	r.renameTemplates()
-	r.processClusterClasses()
-	r.processManagedPools()
-	r.checkBootstrapOverwrites()
-
-	if cfg.Mode == ModeAudit {
-		for _, c := range r.edits {
-			msg := c.finding
-			if msg == "" {
-				msg = fmt.Sprintf("is %s, want %s", describeValue(c.current), describeValue(c.proposed))
-			}
-			res := r.result(Error, c.obj, c.field, msg)
-			// Named as the input names it, whatever a later edit (renameOnChange) did.
-			res.ResourceRef, res.File = c.ref, c.file
-			if res.Field != nil {
-				res.Field.CurrentValue, res.Field.ProposedValue = cutValue(c.current), cutValue(c.proposed)
-			}
-		}
-		return r, items, r.results, Summary{}
-	}
-	return r, r.output(), r.results, r.summary()
+	return r.results.ExitCode() == 0
 }
 
 func describeValue(v any) string {
