@@ -216,8 +216,16 @@ func newPolicyCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cob
 				if cmd.Flags().Changed("actions") {
 					return usageError("--actions is the validating policy's; --mutate takes none")
 				}
-				nodes = transformers.MutatingPolicy(cfg, transformers.PolicyOptions{AllowSkip: allowSkip})
-			} else if nodes, err = transformers.Policy(cfg, transformers.PolicyOptions{ValidationActions: list, AllowSkip: allowSkip}); err != nil {
+				nodes, err = transformers.MutatingPolicy(cfg, transformers.PolicyOptions{AllowSkip: allowSkip})
+			} else {
+				nodes, err = transformers.Policy(cfg, transformers.PolicyOptions{ValidationActions: list, AllowSkip: allowSkip})
+			}
+			var ce *transformers.ConfigError
+			switch {
+			case errors.As(err, &ce):
+				*exit = fail(stderr, fmt.Errorf("%s: %w", args[0], err))
+				return nil
+			case err != nil:
 				return usageError("--actions: " + err.Error())
 			}
 			var buf bytes.Buffer

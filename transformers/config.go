@@ -177,6 +177,8 @@ type Config struct {
 	RenameOnChange    bool
 	// Rules are spec.rules in order, each with its options merged over Options.
 	Rules []ConfigRule
+	// Source names the config in messages, as `IMDSConfig "require-imdsv2"`.
+	Source string
 }
 
 // Option is one instanceMetadataOptions key and the value the function writes.
@@ -286,6 +288,7 @@ func loadIMDSConfig(node *yaml.RNode, source string) (*Config, error) {
 		cerr.Source = source
 		return nil, cerr
 	}
+	cfg.Source = source
 	return cfg, nil
 }
 
@@ -483,6 +486,7 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 		err.Field = configMapField(err.Field)
 		return nil, err
 	}
+	cfg.Source = source
 	return cfg, nil
 }
 
@@ -674,9 +678,6 @@ func (c *Config) Option(key string) (Option, bool) {
 	}
 	return Option{}, false
 }
-
-// optionsMap renders the options for results.
-func (c *Config) optionsMap() map[string]any { return optionsMap(c.Options) }
 
 func optionsMap(opts []Option) map[string]any {
 	m := make(map[string]any, len(opts))

@@ -100,6 +100,12 @@ func (r *run) applyMetadataOptionsWhy(o *object, parent []string, missing string
 		if opt.Key == optHTTPEndpoint && cur != nil && cur.Value == "disabled" {
 			continue
 		}
+		// optional (an allowOptional rule's, or the config's) permits IMDSv1; it never
+		// takes IMDSv2 away from a resource that requires it.
+		if opt.Key == optHTTPTokens && opt.Value == string(HTTPTokensStateOptional) && cur != nil && cur.Value == string(HTTPTokensStateRequired) {
+			r.infof(o, join(imdsPath, optHTTPTokens), "httpTokens: required is stricter than the optional%s the config permits: kept", prof.by())
+			continue
+		}
 		before := display(cur)
 		if migrated[opt.Key] {
 			before = nil

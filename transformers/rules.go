@@ -181,7 +181,7 @@ func validGlob(s string) bool { return len(s) <= 253 && globRE.MatchString(s) }
 func validLabelKey(k string) bool {
 	prefix, name, hasPrefix := strings.Cut(k, "/")
 	if !hasPrefix {
-		name, prefix = prefix, ""
+		name = prefix
 	} else if prefix == "" || len(prefix) > 253 || !dnsSubdomain.MatchString(prefix) {
 		return false
 	}

@@ -173,6 +173,7 @@ func TestRulesChooseOptions(t *testing.T) {
 	cases := []struct {
 		name, rules, input string
 		want               map[string]string // template name -> hop limit written
+		wantTokens         map[string]string // template name -> httpTokens, when the case is about them
 		wantErr            string
 	}{
 		{name: "no rule matches: defaults",
@@ -202,6 +203,11 @@ func TestRulesChooseOptions(t *testing.T) {
 		{name: "cluster from the cluster-name label",
 			rules: "  - name: r1\n    match:\n      clusters: [prod]\n" + hop1,
 			input: tmpl("a", "ns", "    cluster.x-k8s.io/cluster-name: prod\n"), want: map[string]string{"a": "1"}},
+		{name: "allowOptional never takes required away",
+			rules: "  - name: legacy\n    allowOptional: true\n    match:\n      names: [\"*\"]\n    instanceMetadataOptions:\n      httpTokens: optional\n",
+			input: strings.Replace(tmpl("a", "ns", ""), "      instanceType: m7i.large\n", "      instanceType: m7i.large\n      instanceMetadataOptions:\n        httpTokens: required\n", 1) +
+				"---\n" + tmpl("b", "ns", ""),
+			want: map[string]string{"a": "2", "b": "2"}, wantTokens: map[string]string{"a": "required", "b": "optional"}},
 		{name: "namespace unknown is an error, not a guess",
 			rules:   "  - name: r1\n    match:\n      namespaces: [\"team-*\"]\n" + hop1,
 			input:   tmpl("a", "", ""),
@@ -243,15 +249,20 @@ func TestRulesChooseOptions(t *testing.T) {
 			if results.ExitCode() != 0 {
 				t.Fatalf("unexpected errors:\n%s", results)
 			}
-			got := map[string]string{}
+			got, tokens := map[string]string{}, map[string]string{}
 			for _, o := range out {
 				if o.GetKind() == "AWSMachineTemplate" {
 					v, _ := o.Pipe(yaml.Lookup("spec", "template", "spec", "instanceMetadataOptions", "httpPutResponseHopLimit"))
 					got[o.GetName()] = strings.TrimSpace(v.MustString())
+					v, _ = o.Pipe(yaml.Lookup("spec", "template", "spec", "instanceMetadataOptions", "httpTokens"))
+					tokens[o.GetName()] = strings.TrimSpace(v.MustString())
 				}
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("hop limits (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantTokens, tokens); tc.wantTokens != nil && diff != "" {
+				t.Errorf("httpTokens (-want +got):\n%s", diff)
 			}
 		})
 	}
