@@ -75,7 +75,7 @@ The config (CONFIG, or the ResourceList's functionConfig):
 var checkStdout = func() bool { return false }
 
 // namespaceEnv stands in for --namespace where no flag can be given.
-const namespaceEnv = "CAPA_IMDS_NAMESPACE"
+const namespaceEnv = transformers.NamespaceEnv
 
 // options are the command line's settings beyond the config.
 type options struct {
