@@ -395,3 +395,37 @@ func (r *run) pin(cp *object, name string, derived string) bool {
 			"applied later cannot make CAPA name the cluster otherwise", name)})
 	return true
 }
+
+// checkSharedEKSNames refuses two AWSManagedControlPlanes of the input that name one EKS
+// cluster in one region with one identity, whoever named it (the user, a base two overlays
+// share, or the function's pin): CAPA adopts an existing EKS cluster of the name it computes
+// (its owned-tag check in pkg/cloud/services/eks/cluster.go can never fail), so the second
+// control plane would reconcile, and on delete delete, the first's cluster. Placeholders are
+// compared as written: one clusterctl run substitutes them alike. Names CAPA derives are
+// unique per namespace and name, so only explicit names can collide.
+func (r *run) checkSharedEKSNames() {
+	type claim struct{ name, region, identity string }
+	first := map[claim]*object{}
+	for _, o := range r.objects {
+		if o.removed || o.group != controlPlaneGroup || o.kind != "AWSManagedControlPlane" {
+			continue
+		}
+		spec := o.node.YNode()
+		name := scalarField(spec, "spec", "eksClusterName")
+		if name == "" {
+			continue
+		}
+		c := claim{name: name, region: scalarField(spec, "spec", "region"),
+			identity: scalarField(spec, "spec", "identityRef", "kind") + "/" + scalarField(spec, "spec", "identityRef", "name")}
+		prev, seen := first[c]
+		if !seen {
+			first[c] = o
+			continue
+		}
+		r.errorf(o, "spec.eksClusterName", "%s names EKS cluster %q, as %s/%s does, in the same region and with the same identity: "+
+			"CAPA adopts an existing EKS cluster of the name it computes rather than refusing it, so both control planes would "+
+			"share one EKS cluster (each reconciles it, deleting either deletes it, and both clusters' nodes join it); give each "+
+			"its own spec.eksClusterName, or leave it unset so CAPA derives one from the namespace and name",
+			o.kind, name, prev.ns(), prev.name)
+	}
+}

@@ -405,6 +405,29 @@ func TestEKSNameNeverShared(t *testing.T) {
 			name: "no namespace, but the control plane names its EKS cluster: kept", in: eksCluster("c1", "", "  eksClusterName: mine\n"),
 			wantPin: "mine",
 		},
+		{
+			// Before: exit 0; CAPA would give c2's control plane c1's EKS cluster.
+			name: "two control planes name one EKS cluster: refused",
+			in:   eksCluster("c1", "ns", "  eksClusterName: shared\n") + "---\n" + eksCluster("c2", "ns", "  eksClusterName: shared\n"),
+			wantErr: "AWSManagedControlPlane c2-cp spec.eksClusterName",
+			words:   []string{`EKS cluster "shared"`, "ns/c1-cp", "adopts", "its own spec.eksClusterName"},
+		},
+		{
+			// Before: exit 0 after a kustomize base set the name both overlays inherit.
+			name: "one name in one namespace through two prefixes: refused",
+			in: eksCluster("a-c1", "ns", "  eksClusterName: ${CLUSTER_NAME}\n") + "---\n" +
+				eksCluster("b-c1", "ns", "  eksClusterName: ${CLUSTER_NAME}\n"),
+			wantErr: "AWSManagedControlPlane b-c1-cp spec.eksClusterName",
+			words:   []string{`"${CLUSTER_NAME}"`},
+		},
+		{
+			name: "one name in two regions: two EKS clusters, accepted",
+			in: eksCluster("c1", "ns", "  eksClusterName: shared\n") + "---\n" +
+				strings.Replace(eksCluster("c2", "ns", "  eksClusterName: shared\n"), "eu-west-1", "us-east-1", 1),
+		},
+		{
+			name: "two derived names: accepted", in: eksCluster("c1", "ns", "") + second,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

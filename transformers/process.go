@@ -275,6 +275,7 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 	r.renameTemplates()
 	r.processClusterClasses()
 	r.processManagedPools()
+	r.checkSharedEKSNames()
 	r.checkBootstrapOverwrites()
 	r.unmatchedRules()
 
