@@ -209,7 +209,9 @@ func (r *run) checkKeptBootstrap(machinePool *object, mp *managedPool, st bootst
 	}
 	switch {
 	case st.configRef == nil && st.dataSecretName == "":
-		report(machinePool, bootField, "no bootstrap (neither configRef nor dataSecretName): the pool's nodes, amiType CUSTOM, would never join")
+		// Certain, not a guess: with amiType CUSTOM only the MachinePool's bootstrap joins a node.
+		r.errorf(machinePool, bootField, "no bootstrap (neither configRef nor dataSecretName): the pool's nodes, amiType CUSTOM, would "+
+			"never join. Give the MachinePool a bootstrap (strategy auto writes one where the MachinePool is not skipped)")
 	case st.hasRef && st.config == nil:
 		report(machinePool, bootField+".configRef", "%s %q is not in the input, so nothing shows the nodes will join; "+
 			"render it together with the MachinePool", st.ref.kind, st.ref.name)

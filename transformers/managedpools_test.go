@@ -381,7 +381,8 @@ func TestBootstrapStrategies(t *testing.T) {
 			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")),
 			results: []moResult{
 				{Severity: transformers.Info, Resource: mpRes},
-				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap"},
+				// Before: a warning, exit 0.
+				{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"},
 			},
 			words: [][]string{{"skipped"}, {"no bootstrap", "never join"}},
 		},
@@ -602,6 +603,14 @@ func TestBootstrapStrategies(t *testing.T) {
 			name: "keep, an empty EKSConfig: left as found", strategy: "keep",
 			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig(" {}\n", "")},
 			wantBootstrap: keptEKS, wantConfig: true,
+		},
+		{
+			// Before: a warning in enforce, exit 0.
+			name: "keep, no bootstrap at all: refused", strategy: "keep",
+			docs:          []string{mpMachinePool(noBootstrap, "")},
+			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")),
+			results:       []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:         [][]string{{"no bootstrap", "never join"}},
 		},
 		{
 			name: "keep, but the MachinePool uses the function's Secret: updated", strategy: "keep",
