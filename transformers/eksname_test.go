@@ -407,8 +407,8 @@ func TestEKSNameNeverShared(t *testing.T) {
 		},
 		{
 			// Before: exit 0; CAPA would give c2's control plane c1's EKS cluster.
-			name: "two control planes name one EKS cluster: refused",
-			in:   eksCluster("c1", "ns", "  eksClusterName: shared\n") + "---\n" + eksCluster("c2", "ns", "  eksClusterName: shared\n"),
+			name:    "two control planes name one EKS cluster: refused",
+			in:      eksCluster("c1", "ns", "  eksClusterName: shared\n") + "---\n" + eksCluster("c2", "ns", "  eksClusterName: shared\n"),
 			wantErr: "AWSManagedControlPlane c2-cp spec.eksClusterName",
 			words:   []string{`EKS cluster "shared"`, "ns/c1-cp", "adopts", "its own spec.eksClusterName"},
 		},
