@@ -147,13 +147,18 @@ func newCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cobra.Com
 	cmd.Flags().StringVar(&reportPath, "report", "", "also write what stderr gets to FILE (see --format)")
 	cmd.Flags().StringVar(&format, "format", formatText, "the --report file's format: text or sarif")
 	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
-		if c.Name() == "policy" {
+		switch c.Name() {
+		case "policy":
 			fmt.Fprint(stdout, policyUsage)
+			return
+		case "instances":
+			fmt.Fprint(stdout, instancesUsage)
 			return
 		}
 		fmt.Fprint(stdout, usageText+indent(transformers.ConfigReference()))
 	})
 	cmd.AddCommand(newPolicyCommand(stdin, stdout, stderr, exit))
+	cmd.AddCommand(newInstancesCommand(stdin, stdout, stderr, exit))
 	return cmd
 }
 

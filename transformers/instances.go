@@ -52,6 +52,10 @@ const (
 	VerdictTerminated Verdict = "terminated"
 	// VerdictIMDSv1: an instance no CAPA object owns that accepts IMDSv1 (listed apart).
 	VerdictIMDSv1 Verdict = "imdsv1"
+	// VerdictAllowed: the instance accepts IMDSv1 and will go on doing so, as the IMDSConfig
+	// given with the objects allows for its owner (a rule with allowOptional: true). Not
+	// counted: the exception is the team's, and each is listed with its rule.
+	VerdictAllowed Verdict = "allowed"
 )
 
 // KeepsIMDSv1 reports a verdict under which an owned instance goes on accepting IMDSv1.
@@ -61,7 +65,7 @@ func (v Verdict) KeepsIMDSv1() bool {
 
 // verdictRank orders the report: what needs a person first.
 var verdictRank = map[Verdict]int{VerdictRoll: 0, VerdictRefresh: 1, VerdictPaused: 2, VerdictFixedByCAPA: 3,
-	VerdictIMDSv1: 4, VerdictOK: 5, VerdictTerminated: 6}
+	VerdictAllowed: 4, VerdictIMDSv1: 5, VerdictOK: 6, VerdictTerminated: 7}
 
 // ObjectRef names a Kubernetes object.
 type ObjectRef struct {
@@ -106,7 +110,11 @@ type InstanceFinding struct {
 	Expected       HTTPTokensState    `json:"expectedHttpTokens,omitempty"`
 	ExpectedFrom   string             `json:"expectedFrom,omitempty"`
 	LaunchTemplate *LaunchTemplateRef `json:"launchTemplate,omitempty"`
-	Verdict        Verdict            `json:"verdict"`
+	// Rule is the spec.rules entry of the given IMDSConfig that matches the owner, and
+	// Wanted the httpTokens that config asks of it; empty without a config.
+	Rule    string          `json:"rule,omitempty"`
+	Wanted  HTTPTokensState `json:"wantedHttpTokens,omitempty"`
+	Verdict Verdict         `json:"verdict"`
 	// Roll is the object to roll (MachineDeployment, control plane, MachineSet or Machine).
 	Roll   *ObjectRef `json:"roll,omitempty"`
 	Action string     `json:"action"`
@@ -192,6 +200,36 @@ type instancesRun struct {
 	ltNames      map[*object]string   // pool -> the launch template name CAPA gives it
 	versions     map[string]LaunchTemplateVersion
 	machinePools map[*object]*object // pool -> the MachinePool using it
+	// configured: an IMDSConfig came with the objects; r.cfg is it.
+	configured bool
+}
+
+// instancesConfig takes the IMDSConfig given among the objects, if any, as the run's
+// config: its rules then say which owners may keep IMDSv1, and the preflight judges it.
+// Two are refused: which one the team applies is not for the report to guess.
+func instancesConfig(r *run) (bool, Results) {
+	var found *object
+	for _, o := range r.objects {
+		if o.group != ConfigGroup || o.kind != ConfigKind {
+			continue
+		}
+		if found != nil {
+			r.errorf(o, "", "a second IMDSConfig (the first is %s): give the one config the objects are rendered with", found)
+			return false, r.results
+		}
+		found = o
+	}
+	if found == nil {
+		return false, nil
+	}
+	cfg, err := LoadConfig(found.node)
+	if err != nil {
+		r.errorf(found, "", "%v", err)
+		return false, r.results
+	}
+	cfg.Mode = ModeAudit
+	r.cfg = cfg
+	return true, nil
 }
 
 // Instances builds the report. Input that cannot be read (duplicate keys, an object
@@ -202,12 +240,15 @@ func Instances(in InstancesInput) (*InstancesReport, Results) {
 		return nil, base.results
 	}
 	base.results = nil
-	r := &instancesRun{run: base, defaults: in.Defaults,
+	configured, errs := instancesConfig(base)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	r := &instancesRun{run: base, defaults: in.Defaults, configured: configured,
 		byID: map[string]instanceOwner{}, byLTID: map[string]*object{}, byTag: map[tagKey][]*object{},
 		poolByTag: map[tagKey][]*object{}, byEKS: map[tagKey][]*object{}, ltNames: map[*object]string{},
 		versions: map[string]LaunchTemplateVersion{}, machinePools: map[*object]*object{}}
 	seen := make(map[string]Location, len(in.Instances))
-	var errs Results
 	for _, inst := range in.Instances {
 		if first, dup := seen[inst.InstanceID]; dup {
 			errs = append(errs, &Result{Severity: Error, File: &File{Path: inst.Source.File},
@@ -536,7 +577,28 @@ func (r *instancesRun) judge(inst *EC2Instance) InstanceFinding {
 	default:
 		r.judgePool(&f)
 	}
+	r.judgeByConfig(&f)
 	return f
+}
+
+// judgeByConfig names the rule the config gives the owner, and lets through what that
+// rule allows: an owner a rule with allowOptional: true matches may keep IMDSv1.
+func (r *instancesRun) judgeByConfig(f *InstanceFinding) {
+	if !r.configured || f.Verdict == VerdictTerminated {
+		return
+	}
+	p := r.profileOf(f.owner)
+	if p.rule != nil {
+		f.Rule = p.rule.Name
+	}
+	if opt, ok := optionIn(p.options, optHTTPTokens); ok {
+		f.Wanted = HTTPTokensState(opt.Value)
+	}
+	if f.Verdict.KeepsIMDSv1() && p.rule != nil && p.rule.AllowOptional && f.Wanted == HTTPTokensStateOptional {
+		f.Verdict = VerdictAllowed
+		f.Action = fmt.Sprintf("none: rule %q allows IMDSv1 here (allowOptional: true); remove the rule to require IMDSv2, then: %s",
+			p.rule.Name, f.Action)
+	}
 }
 
 func acceptsIMDSv1(tokens HTTPTokensState, endpoint InstanceMetadataState) bool {
@@ -822,6 +884,13 @@ func (r *instancesRun) preflight() {
 			if opt, _ := cfg.Option(optHTTPTokens); opt.Value == string(HTTPTokensStateOptional) {
 				r.errorf(o, "spec.instanceMetadataOptions.httpTokens", "asks for optional, and %s: every object "+
 					"this config writes would be refused; set required", enforced)
+			}
+			for i, rule := range cfg.Rules {
+				if opt, _ := optionIn(rule.Options, optHTTPTokens); opt.Value == string(HTTPTokensStateOptional) {
+					r.errorf(o, fmt.Sprintf("spec.rules[%d].instanceMetadataOptions.httpTokens", i), "rule %q asks for optional "+
+						"(allowOptional: true), and %s: EC2 refuses to launch, and CAPA to reconcile, every machine the rule matches; "+
+						"remove the rule", rule.Name, enforced)
+				}
 			}
 		case o.group != infraGroup:
 		case o.kind == "AWSMachine" || o.kind == "AWSMachineTemplate":
