@@ -35,7 +35,11 @@ func TestMutatingPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var installed []*unstructured.Unstructured
-	for _, n := range transformers.MutatingPolicy(transformers.DefaultConfig(), transformers.PolicyOptions{}) {
+	policy, err := transformers.MutatingPolicy(transformers.DefaultConfig(), transformers.PolicyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range policy {
 		obj := toMap(t, n)
 		if n.GetKind() == "MutatingAdmissionPolicyBinding" {
 			obj["spec"].(map[string]any)["matchResources"] = map[string]any{"namespaceSelector": map[string]any{

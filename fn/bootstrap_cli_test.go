@@ -82,8 +82,9 @@ func scriptAndPin(t *testing.T, out string) (script, pinned string) {
 	return script, pinned
 }
 
-// The target namespace reaches the name both ways; without it the name is still pinned,
-// so the nodes join, with a warning that says how to get CAPA's own derivation.
+// The target namespace reaches the name every way; without it the run fails, naming them:
+// a name pinned as if in "default" would give every namespace the manifests land in one
+// EKS cluster, which CAPA adopts.
 func TestStandaloneNamespace(t *testing.T) {
 	p := writeFiles(t, map[string]string{"config.yaml": cliConfig, "in.yaml": helmStyleEKS,
 		"ns-config.yaml": cliConfig + "spec:\n  namespace: team-b\n"})
@@ -99,11 +100,13 @@ func TestStandaloneNamespace(t *testing.T) {
 		{"--namespace=", []string{"--namespace=team-a", p["config.yaml"], p["in.yaml"]}, "team-a_c1-control-plane", nil, []string{"no namespace"}},
 		{"spec.namespace", []string{p["ns-config.yaml"], p["in.yaml"]}, "team-b_c1-control-plane", nil, []string{"no namespace"}},
 		{"the flag wins over the config", []string{"--namespace", "team-a", p["ns-config.yaml"], p["in.yaml"]}, "team-a_c1-control-plane", nil, nil},
-		{"none: pinned as default, with a warning", []string{p["config.yaml"], p["in.yaml"]}, "default_c1-control-plane",
-			[]string{"warning:", "no namespace and none configured", "--namespace"}, nil},
+		{"CAPA_IMDS_NAMESPACE", []string{p["config.yaml"], p["in.yaml"]}, "team-c_c1-control-plane", nil, []string{"no namespace"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "CAPA_IMDS_NAMESPACE" {
+				t.Setenv(namespaceEnv, "team-c")
+			}
 			got := runCLI(t, "", tc.args...)
 			if got.code != 0 {
 				t.Fatalf("exit %d:\n%s", got.code, got.stderr)
@@ -127,6 +130,19 @@ func TestStandaloneNamespace(t *testing.T) {
 			}
 		})
 	}
+	t.Run("none: an error naming every way to give one, and no output", func(t *testing.T) {
+		got := runCLI(t, "", p["config.yaml"], p["in.yaml"])
+		if got.code != 1 || got.stdout != "" {
+			t.Fatalf("exit %d, stdout %q, want 1 and none:\n%s", got.code, got.stdout, got.stderr)
+		}
+		for _, w := range []string{"error: ", "AWSManagedControlPlane c1-control-plane metadata.namespace: no namespace, and none configured",
+			"spec.namespace in the IMDSConfig", "--namespace NS", "CAPA_IMDS_NAMESPACE", "ARGOCD_APP_NAMESPACE", "metadata.namespace",
+			"spec.eksClusterName"} {
+			if !strings.Contains(got.stderr, w) {
+				t.Errorf("stderr lacks %q:\n%s", w, got.stderr)
+			}
+		}
+	})
 	t.Run("a bad namespace is a usage error", func(t *testing.T) {
 		got := runCLI(t, "", "--namespace", "Team_A", p["config.yaml"], p["in.yaml"])
 		if got.code != exitUsage || got.stdout != "" || !strings.Contains(got.stderr, "not a namespace name") {
@@ -151,11 +167,14 @@ func TestResourceListNamespaceAndWarnings(t *testing.T) {
 	items.WriteString(buf.String())
 
 	got := runCLI(t, items.String())
-	if got.code != 0 {
-		t.Fatalf("exit %d:\n%s", got.code, got.stderr)
+	if got.code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", got.code, got.stderr)
 	}
-	if !strings.Contains(got.stderr, "warning: AWSManagedControlPlane c1-control-plane metadata.namespace: no namespace and none configured") {
-		t.Errorf("the unknown-namespace warning is not on stderr:\n%s", got.stderr)
+	if !strings.Contains(got.stderr, "error: AWSManagedControlPlane c1-control-plane metadata.namespace: no namespace, and none configured") {
+		t.Errorf("the unknown-namespace error is not on stderr:\n%s", got.stderr)
+	}
+	if strings.Contains(got.stdout, "kind: Secret") {
+		t.Errorf("a failed run emitted items:\n%s", got.stdout)
 	}
 	got = runCLI(t, items.String(), "--namespace", "team-a")
 	if got.code != 0 {

@@ -75,7 +75,7 @@ The config (CONFIG, or the ResourceList's functionConfig):
 var checkStdout = func() bool { return false }
 
 // namespaceEnv stands in for --namespace where no flag can be given.
-const namespaceEnv = "CAPA_IMDS_NAMESPACE"
+const namespaceEnv = transformers.NamespaceEnv
 
 // options are the command line's settings beyond the config.
 type options struct {
@@ -216,8 +216,16 @@ func newPolicyCommand(stdin io.Reader, stdout, stderr io.Writer, exit *int) *cob
 				if cmd.Flags().Changed("actions") {
 					return usageError("--actions is the validating policy's; --mutate takes none")
 				}
-				nodes = transformers.MutatingPolicy(cfg, transformers.PolicyOptions{AllowSkip: allowSkip})
-			} else if nodes, err = transformers.Policy(cfg, transformers.PolicyOptions{ValidationActions: list, AllowSkip: allowSkip}); err != nil {
+				nodes, err = transformers.MutatingPolicy(cfg, transformers.PolicyOptions{AllowSkip: allowSkip})
+			} else {
+				nodes, err = transformers.Policy(cfg, transformers.PolicyOptions{ValidationActions: list, AllowSkip: allowSkip})
+			}
+			var ce *transformers.ConfigError
+			switch {
+			case errors.As(err, &ce):
+				*exit = fail(stderr, fmt.Errorf("%s: %w", args[0], err))
+				return nil
+			case err != nil:
 				return usageError("--actions: " + err.Error())
 			}
 			var buf bytes.Buffer

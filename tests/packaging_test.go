@@ -332,15 +332,39 @@ type integSchema struct {
 	Type                 string                  `json:"type"`
 	Description          string                  `json:"description"`
 	Properties           map[string]*integSchema `json:"properties"`
-	AdditionalProperties *bool                   `json:"additionalProperties"`
+	AdditionalProperties *integSchemaOrBool      `json:"additionalProperties"`
+	Items                *integSchema            `json:"items"`
 	Required             []string                `json:"required"`
 	Enum                 []any                   `json:"enum"`
 	Minimum              *float64                `json:"minimum"`
 	Maximum              *float64                `json:"maximum"`
 	Pattern              string                  `json:"pattern"`
 	MaxLength            *int64                  `json:"maxLength"`
+	MinProperties        *int64                  `json:"minProperties"`
 	Default              any                     `json:"default"`
 }
+
+// integSchemaOrBool is additionalProperties: false (closed), or a schema (a map's values).
+type integSchemaOrBool struct {
+	Bool   *bool
+	Schema *integSchema
+}
+
+func (a *integSchemaOrBool) UnmarshalJSON(b []byte) error {
+	switch string(bytes.TrimSpace(b)) {
+	case "true", "false":
+		v := string(bytes.TrimSpace(b)) == "true"
+		a.Bool = &v
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	a.Schema = &integSchema{}
+	return dec.Decode(a.Schema)
+}
+
+// closed reports additionalProperties: false.
+func (a *integSchemaOrBool) closed() bool { return a != nil && a.Bool != nil && !*a.Bool }
 
 var integKRMFnOnce struct {
 	once sync.Once
@@ -464,7 +488,8 @@ func integWalkSchema(t *testing.T, path string, typ reflect.Type, s *integSchema
 	if where == "" {
 		where = "(root)"
 	}
-	want := map[reflect.Kind]string{reflect.Struct: "object", reflect.String: "string", reflect.Int64: "integer", reflect.Bool: "boolean"}[typ.Kind()]
+	want := map[reflect.Kind]string{reflect.Struct: "object", reflect.String: "string", reflect.Int64: "integer", reflect.Bool: "boolean",
+		reflect.Slice: "array", reflect.Map: "object"}[typ.Kind()]
 	if want == "" {
 		t.Errorf("%s: Go type %s has no schema mapping in this test; extend it", where, typ)
 		return
@@ -472,13 +497,29 @@ func integWalkSchema(t *testing.T, path string, typ reflect.Type, s *integSchema
 	if s.Type != want {
 		t.Errorf("%s: schema type %q, Go type %s wants %q", where, s.Type, typ, want)
 	}
+	switch typ.Kind() {
+	case reflect.Slice:
+		if s.Items == nil {
+			t.Errorf("%s: a list without items in the schema", where)
+			return
+		}
+		integWalkSchema(t, path+"[]", typ.Elem(), s.Items)
+		return
+	case reflect.Map:
+		if typ.Key().Kind() != reflect.String || s.AdditionalProperties == nil || s.AdditionalProperties.Schema == nil {
+			t.Errorf("%s: a map needs string keys and additionalProperties with the values' schema", where)
+			return
+		}
+		integWalkSchema(t, path+"{}", typ.Elem(), s.AdditionalProperties.Schema)
+		return
+	}
 	if typ.Kind() != reflect.Struct {
 		if len(s.Properties) > 0 {
 			t.Errorf("%s: a %s has properties in the schema", where, typ)
 		}
 		return
 	}
-	if path != "metadata" && (s.AdditionalProperties == nil || *s.AdditionalProperties) {
+	if path != "metadata" && !s.AdditionalProperties.closed() {
 		t.Errorf("%s: additionalProperties must be false: the function rejects unknown fields", where)
 	}
 	goFields := map[string]reflect.Type{}
@@ -753,6 +794,13 @@ func TestIntegKRMFunctionSchemaRejectsBadConfigs(t *testing.T) {
 		{"wrong version", "apiVersion: fn.capa-imds.dev/v1beta1\nkind: IMDSConfig\nmetadata:\n  name: c\n", false},
 		{"wrong group", "apiVersion: fn.capa-imds.io/v1alpha1\nkind: IMDSConfig\nmetadata:\n  name: c\n", false},
 		{"spec not a mapping", head + "spec: enforce\n", false},
+		{"rule", head + fmt.Sprintf("spec:\n  rules:\n  - name: %s\n    match:\n%s    instanceMetadataOptions:\n      httpPutResponseHopLimit: 1\n", "pod-identity", "      labels:\n        imds.example.com/profile: pod-identity\n      kinds: [AWSMachinePool]\n"), true},
+		{"rule kind outside enum", head + fmt.Sprintf("spec:\n  rules:\n  - name: %s\n    match:\n%s    instanceMetadataOptions:\n      httpPutResponseHopLimit: 1\n", "p", "      kinds: [Machine]\n"), false},
+		{"rule name with capitals", head + fmt.Sprintf("spec:\n  rules:\n  - name: %s\n    match:\n%s    instanceMetadataOptions:\n      httpPutResponseHopLimit: 1\n", "Pods", "      kinds: [AWSMachine]\n"), false},
+		{"rule with an empty match", head + fmt.Sprintf("spec:\n  rules:\n  - name: %s\n    match:\n%s    instanceMetadataOptions:\n      httpPutResponseHopLimit: 1\n", "p", "      {}\n"), false},
+		{"rule without options", head + "spec:\n  rules:\n  - name: p\n    match:\n      kinds: [AWSMachine]\n", false},
+		{"rule label value not a string", head + fmt.Sprintf("spec:\n  rules:\n  - name: %s\n    match:\n%s    instanceMetadataOptions:\n      httpPutResponseHopLimit: 1\n", "p", "      labels:\n        pool: 5\n"), false},
+		{"rule hop limit 65", head + "spec:\n  rules:\n  - name: p\n    match:\n      kinds: [AWSMachine]\n    instanceMetadataOptions:\n      httpPutResponseHopLimit: 65\n", false},
 	}
 	// Every enum value is accepted and a value outside it is not; every range is accepted at
 	// its ends and rejected just outside them.

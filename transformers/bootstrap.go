@@ -78,6 +78,10 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 		return
 	}
 	st := r.bootstrapOf(machinePool)
+	if mp.family == familyOther {
+		r.otherImageBootstrap(machinePool, mp, st)
+		return
+	}
 	nodeadm, why := needsNodeadm(mp, st)
 	strategy := r.cfg.BootstrapStrategy
 	if st.ours {
@@ -109,11 +113,6 @@ func (r *run) bootstrap(machinePool *object, mp *managedPool) {
 	}
 	switch kind {
 	case bootSecret:
-		if mp.family == familyOther {
-			r.warnf(machinePool, bootField, "the pool's image (amiType was %s) likely has no /etc/eks/bootstrap.sh, which only Amazon "+
-				"Linux 2 images have, so nodes started with the bootstrap Secret would not join: use strategy keep with the image's "+
-				"own bootstrap, or make sure the image (spec.awsLaunchTemplate.ami.id) has it", mp.amiType)
-		}
 		r.useSecret(machinePool, st)
 	case bootNodeadm:
 		r.useNodeadm(machinePool, st, why)
@@ -144,8 +143,10 @@ func (r *run) autoStrategy(machinePool *object, st bootstrapState, nodeadm bool)
 		r.infof(machinePool, bootField+".configRef", "bootstrap kept: configRef has no kind and name")
 		return bootKeep
 	case st.ref.kind == "NodeadmConfig":
-		r.infof(machinePool, bootField+".configRef", "bootstrap kept: a NodeadmConfig bootstraps Amazon Linux 2023")
-		return bootKeep
+		if nodeadm {
+			r.infof(machinePool, bootField+".configRef", "bootstrap kept: a NodeadmConfig bootstraps Amazon Linux 2023")
+		}
+		return bootKeep // on any other image checkKeptBootstrap refuses it
 	case st.ref.kind != "EKSConfig" || st.ref.group != bootstrapGroup:
 		// Neither of the bootstraps EKS nodes join with: only the user knows this one does.
 		r.warnf(machinePool, bootField+".configRef", "bootstrap kept: configRef is a %s, neither an EKSConfig nor a NodeadmConfig; "+
@@ -189,19 +190,60 @@ func (r *run) checkKeptBootstrap(machinePool *object, mp *managedPool, st bootst
 			"would never join. Use a NodeadmConfig (strategy auto makes one where nothing would be lost)", describeBootstrap(st), why)
 		return
 	case mp.family == familyAL2 && st.hasRef && st.ref.kind == "NodeadmConfig":
-		report(machinePool, bootField+".configRef", "the bootstrap is a NodeadmConfig, but the pool boots Amazon Linux 2, whose "+
-			"images have no nodeadm: the nodes would not join; use an Amazon Linux 2023 image (eksLookupType AmazonLinux2023)")
+		// The mirror of bootstrap.sh on Amazon Linux 2023: an error in both modes.
+		r.errorf(machinePool, bootField+".configRef", "the bootstrap is NodeadmConfig %s, but the pool boots Amazon Linux 2 (%s), "+
+			"whose images have no nodeadm: the nodes would never join. Move the pool to Amazon Linux 2023 (amiType "+
+			"AL2023_x86_64_STANDARD, or spec.awsLaunchTemplate.ami.eksLookupType AmazonLinux2023), or join it with "+
+			"/etc/eks/bootstrap.sh (strategy secret replaces the NodeadmConfig with the function's bootstrap Secret)", st.ref.name,
+			mp.describeImage())
+		return
+	case mp.family == familyOther && (runsBootstrapSH || (st.hasRef && st.ref.kind == "NodeadmConfig")):
+		joins := "runs /etc/eks/bootstrap.sh"
+		if st.hasRef && st.ref.kind == "NodeadmConfig" {
+			joins = "is nodeadm's"
+		}
+		r.errorf(machinePool, bootField, "the bootstrap (%s) %s, but the pool's image (amiType was %s) is neither Amazon Linux 2 nor "+
+			"Amazon Linux 2023 and has neither bootstrap.sh nor nodeadm: the nodes would never join. %s",
+			describeBootstrap(st), joins, mp.amiType, otherImageFix)
 		return
 	}
 	switch {
 	case st.configRef == nil && st.dataSecretName == "":
-		report(machinePool, bootField, "no bootstrap (neither configRef nor dataSecretName): the pool's nodes, amiType CUSTOM, would never join")
+		// Certain, not a guess: with amiType CUSTOM only the MachinePool's bootstrap joins a node.
+		r.errorf(machinePool, bootField, "no bootstrap (neither configRef nor dataSecretName): the pool's nodes, amiType CUSTOM, would "+
+			"never join. Give the MachinePool a bootstrap (strategy auto writes one where the MachinePool is not skipped)")
 	case st.hasRef && st.config == nil:
 		report(machinePool, bootField+".configRef", "%s %q is not in the input, so nothing shows the nodes will join; "+
 			"render it together with the MachinePool", st.ref.kind, st.ref.name)
 	case st.configRef == nil && st.secret == nil:
 		report(machinePool, bootField+".dataSecretName", "Secret %q is not in the input, so nothing shows the nodes will join; "+
 			"render it together with the MachinePool", st.dataSecretName)
+	}
+}
+
+// otherImageFix says what joins a Bottlerocket or Windows node: user data of its own, which
+// neither the function nor CAPA v2.13 (no bootstrap provider for either) writes.
+const otherImageFix = "Give the MachinePool the image's own user data (Bottlerocket: its TOML settings; Windows: a script " +
+	"calling the EKS bootstrap PowerShell script) in a Secret of yours (key value) named by " + bootField + ".dataSecretName, " +
+	"with strategy auto or keep, which keep it; or skip the pool with " + SkipAnnotation + ": \"true\""
+
+// otherImageBootstrap handles a Bottlerocket or Windows pool with its own image
+// (ami.id): the function never writes a bootstrap.sh Secret or a NodeadmConfig for it,
+// since neither joins such a node; a bootstrap of the user's own is kept.
+func (r *run) otherImageBootstrap(machinePool *object, mp *managedPool, st bootstrapState) {
+	switch {
+	case r.cfg.BootstrapStrategy == BootstrapSecret:
+		r.errorf(machinePool, bootField, "strategy secret writes a Secret that runs /etc/eks/bootstrap.sh, but the pool's image "+
+			"(amiType was %s) is not Amazon Linux 2 and has no bootstrap.sh: the nodes would never join. %s", mp.amiType, otherImageFix)
+	case r.cfg.BootstrapStrategy == BootstrapAuto && st.configRef == nil && st.dataSecretName == "":
+		r.errorf(machinePool, bootField, "no bootstrap, and the function writes none for the pool's image (amiType was %s): it joins "+
+			"with neither /etc/eks/bootstrap.sh nor nodeadm, and with amiType CUSTOM EKS no longer bootstraps it, so the nodes "+
+			"would never join. %s", mp.amiType, otherImageFix)
+	default:
+		if r.cfg.BootstrapStrategy == BootstrapAuto && st.configRef == nil && !st.ours {
+			r.infof(machinePool, bootField+".dataSecretName", "bootstrap kept: dataSecretName names the user's own Secret %q", st.dataSecretName)
+		}
+		r.checkKeptBootstrap(machinePool, mp, st)
 	}
 }
 

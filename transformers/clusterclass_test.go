@@ -283,10 +283,10 @@ spec:
         templateRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1beta2, kind: AWSMachineTemplate, name: worker-tpl}
 `)
 	if variables != "" {
-		b.WriteString("  variables:" + indent(variables, "  ") + "\n")
+		b.WriteString("  variables:" + ccIndent(variables, "  ") + "\n")
 	}
 	if patches != "" {
-		b.WriteString("  patches:" + indent(patches, "  ") + "\n")
+		b.WriteString("  patches:" + ccIndent(patches, "  ") + "\n")
 	}
 	for _, k := range []string{"cp", "worker"} {
 		block, ok := inInput[k]
@@ -301,7 +301,7 @@ spec:
 	return b.String()
 }
 
-func indent(s, prefix string) string {
+func ccIndent(s, prefix string) string {
 	return strings.ReplaceAll(s, "\n", "\n"+prefix)
 }
 

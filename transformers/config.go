@@ -63,6 +63,8 @@ type ConfigSpec struct {
 	InstanceMetadataOptions *InstanceMetadataOptions `json:"instanceMetadataOptions,omitempty"`
 	ManagedMachinePools     *ManagedMachinePools     `json:"managedMachinePools,omitempty"`
 	Templates               *TemplatesConfig         `json:"templates,omitempty"`
+	// Rules give the resources they match their own options (rules.go).
+	Rules []Rule `json:"rules,omitempty"`
 }
 
 // TemplatesConfig governs AWSMachineTemplates, whose spec CAPA's webhook makes immutable.
@@ -125,7 +127,10 @@ func (o *InstanceMetadataOptions) Default() {
 
 // Validate checks every set field against what CAPA accepts; it defaults nothing.
 func (o *InstanceMetadataOptions) Validate() *ConfigError {
-	const prefix = "spec.instanceMetadataOptions."
+	return o.validate("spec.instanceMetadataOptions.")
+}
+
+func (o *InstanceMetadataOptions) validate(prefix string) *ConfigError {
 	if hop := o.HTTPPutResponseHopLimit; hop != nil && (*hop < minHopLimit || *hop > maxHopLimit) {
 		return &ConfigError{Field: prefix + optHopLimit,
 			Msg: fmt.Sprintf("%d is out of range; allowed: an integer in %d..%d", *hop, minHopLimit, maxHopLimit)}
@@ -170,6 +175,10 @@ type Config struct {
 	EKSClusterName    string
 	PinEKSClusterName bool
 	RenameOnChange    bool
+	// Rules are spec.rules in order, each with its options merged over Options.
+	Rules []ConfigRule
+	// Source names the config in messages, as `IMDSConfig "require-imdsv2"`.
+	Source string
 }
 
 // Option is one instanceMetadataOptions key and the value the function writes.
@@ -208,7 +217,7 @@ const (
 // ConfigMap keys, for kpt's inline `configMap:` and for users who prefer a ConfigMap.
 var configMapKeys = []string{
 	"mode", "namespace", optHTTPTokens, optHopLimit, optHTTPEndpoint, optTags, optIPv6,
-	"bootstrapStrategy", "secretName", "eksClusterName", "pinEKSClusterName", "renameOnChange",
+	"bootstrapStrategy", "secretName", "eksClusterName", "pinEKSClusterName", "renameOnChange", "rules",
 }
 
 // DefaultConfig is what an empty spec means.
@@ -270,6 +279,7 @@ func LoadConfig(node *yaml.RNode) (*Config, error) {
 func loadIMDSConfig(node *yaml.RNode, source string) (*Config, error) {
 	var c IMDSConfig
 	if err := decodeStrict(node.YNode(), reflect.ValueOf(&c).Elem(), ""); err != nil {
+		nameRule(err, lookup(node.YNode(), "spec", "rules"))
 		err.Source = source
 		return nil, err
 	}
@@ -278,6 +288,7 @@ func loadIMDSConfig(node *yaml.RNode, source string) (*Config, error) {
 		cerr.Source = source
 		return nil, cerr
 	}
+	cfg.Source = source
 	return cfg, nil
 }
 
@@ -361,6 +372,34 @@ func decodeStrict(n *yaml.Node, v reflect.Value, path string) *ConfigError {
 				"leading zeros, signs and 0x/0o forms); write it as %d", n.Value, i)}
 		}
 		v.SetInt(i)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return &ConfigError{Field: path, Msg: fmt.Sprintf("must be a list, got %s", describeNode(n))}
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			if err := decodeStrict(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+	case reflect.Map: // map[string]string: label selectors
+		if n.Kind != yaml.MappingNode {
+			return &ConfigError{Field: path, Msg: fmt.Sprintf("must be a mapping, got %s", describeNode(n))}
+		}
+		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode || k.Tag != yaml.NodeTagString {
+				return &ConfigError{Field: path, Msg: fmt.Sprintf("keys must be strings, got %s", describeNode(k))}
+			}
+			// A label value is a string: `team: 1` or `spot: true` would match nothing.
+			if val.Kind != yaml.ScalarNode || val.Tag != yaml.NodeTagString {
+				return &ConfigError{Field: path + "." + k.Value, Msg: fmt.Sprintf("must be a string, got %s (quote it)", describeNode(val))}
+			}
+			m.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(val.Value))
+		}
+		v.Set(m)
 	default:
 		// A field type the decoder does not know is a programming error, caught by the tests.
 		return &ConfigError{Field: path, Msg: fmt.Sprintf("internal: cannot decode a %s", v.Kind())}
@@ -412,6 +451,15 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 				boot.SecretName = val
 			case "eksClusterName":
 				boot.EKSClusterName = val
+			case "rules":
+				// The same list as spec.rules, as a YAML string (a ConfigMap holds only
+				// strings), read by the same strict decoder.
+				rules, err := decodeRules(val)
+				if err != nil {
+					err.Source, err.Field = source, configMapField(err.Field)
+					return nil, err
+				}
+				c.Spec.Rules = rules
 			case "renameOnChange", "pinEKSClusterName":
 				if val != "true" && val != "false" {
 					return nil, &ConfigError{Source: source, Field: field, Msg: fmt.Sprintf("%q is not allowed; allowed: true, false", val)}
@@ -438,6 +486,7 @@ func loadConfigMap(node *yaml.RNode, source string) (*Config, error) {
 		err.Field = configMapField(err.Field)
 		return nil, err
 	}
+	cfg.Source = source
 	return cfg, nil
 }
 
@@ -461,6 +510,9 @@ func configMapField(f string) string {
 		return "data.namespace"
 	case "spec.managedMachinePools.bootstrap.strategy":
 		return "data.bootstrapStrategy"
+	}
+	if rest, ok := strings.CutPrefix(f, "spec.rules"); ok {
+		return "data.rules" + rest
 	}
 	if i := strings.LastIndex(f, "."); i >= 0 {
 		return "data." + f[i+1:]
@@ -522,7 +574,7 @@ func (s *ConfigSpec) Validate() *ConfigError {
 			return err
 		}
 	}
-	return nil
+	return validateRules(s.Rules)
 }
 
 // Validate checks the strategy, the Secret name and the EKS cluster name.
@@ -562,17 +614,23 @@ func (c *IMDSConfig) resolve() (*Config, *ConfigError) {
 		PinEKSClusterName: *b.PinEKSClusterName,
 		RenameOnChange:    s.Templates.RenameOnChange,
 	}
-	// A fixed order, whatever order the user wrote.
-	cfg.Options = []Option{
+	cfg.Options = o.list()
+	cfg.Rules = resolveRules(s.Rules, o)
+	return cfg, nil
+}
+
+// list flattens defaulted options in a fixed order, whatever order the user wrote.
+func (o *InstanceMetadataOptions) list() []Option {
+	opts := []Option{
 		{Key: optHTTPTokens, Value: string(o.HTTPTokens)},
 		{Key: optHopLimit, Value: strconv.FormatInt(*o.HTTPPutResponseHopLimit, 10), Int: true},
 		{Key: optHTTPEndpoint, Value: string(o.HTTPEndpoint)},
 		{Key: optTags, Value: string(o.InstanceMetadataTags)},
 	}
 	if o.HTTPProtocolIPv6 != "" {
-		cfg.Options = append(cfg.Options, Option{Key: optIPv6, Value: string(o.HTTPProtocolIPv6)})
+		opts = append(opts, Option{Key: optIPv6, Value: string(o.HTTPProtocolIPv6)})
 	}
-	return cfg, nil
+	return opts
 }
 
 var (
@@ -621,10 +679,9 @@ func (c *Config) Option(key string) (Option, bool) {
 	return Option{}, false
 }
 
-// optionsMap renders the options for results.
-func (c *Config) optionsMap() map[string]any {
-	m := make(map[string]any, len(c.Options))
-	for _, o := range c.Options {
+func optionsMap(opts []Option) map[string]any {
+	m := make(map[string]any, len(opts))
+	for _, o := range opts {
 		if o.Int {
 			n, _ := strconv.ParseInt(o.Value, 10, 64)
 			m[o.Key] = n
@@ -643,8 +700,11 @@ func enumOf(path string) []string {
 	case "spec.managedMachinePools.bootstrap.strategy":
 		return strategies
 	}
-	if key, ok := strings.CutPrefix(path, "spec.instanceMetadataOptions."); ok {
-		return optionEnums[key]
+	if i := strings.LastIndex(path, imdsField+"."); i >= 0 && (i == 0 || path[i-1] == '.') {
+		return optionEnums[path[i+len(imdsField)+1:]]
+	}
+	if ruleKindPath.MatchString(path) {
+		return ruleKinds
 	}
 	return nil
 }
@@ -717,7 +777,19 @@ spec:
       pinEKSClusterName: true      # write that name into an empty spec.eksClusterName
   templates:
     renameOnChange: false          # true: rename an AWSMachineTemplate whose existing options change
+  rules:                           # the first rule that matches a resource wins; others get the above
+  - name: pod-identity-pools       # lowercase letters, digits, '-'; unique
+    match:                         # every criterion given must hold, any entry of a list may
+      kinds: [AWSManagedMachinePool] # AWSMachine | AWSMachineTemplate | AWSMachinePool | AWSManagedMachinePool
+      namespaces: ["team-*"]       # wildcards * and ?
+      names: ["*-irsa"]            # wildcards * and ?
+      labels: {capa-imds.dev/profile: pod-identity} # matchLabels: every key with this value
+      clusters: ["prod-*"]         # the Cluster the resource serves, wildcards * and ?
+    instanceMetadataOptions:       # merged over spec.instanceMetadataOptions
+      httpPutResponseHopLimit: 1   # pods cannot reach the node's role
+    # allowOptional: true          # required before a rule may set httpTokens: optional
 
-A v1 ConfigMap is accepted too, with string values under data: ` + strings.Join(keys, ", ") + `.
+A v1 ConfigMap is accepted too, with string values under data: ` + strings.Join(keys, ", ") + `;
+rules holds the YAML of spec.rules as a string (rules: |).
 `
 }

@@ -187,7 +187,6 @@ func splitPlaceholders(s string) ([]nameSegment, error) {
 type eksName struct {
 	name      string
 	cp        *object // the control plane to pin the name into, or nil
-	guessedNS bool    // derived from a namespace nobody set or configured
 	templated bool    // holds clusterctl placeholders
 	renames   string  // the name CAPA derives, when the configured one differs from it
 }
@@ -208,12 +207,20 @@ func (r *run) eksClusterName(machinePool *object) (eksName, bool) {
 		current = scalarField(cp.node.YNode(), "spec", "eksClusterName")
 	}
 	if override := r.cfg.EKSClusterName; override != "" {
+		if !r.claimOverride(machinePool, cp, override) {
+			return eksName{}, false
+		}
 		switch {
 		case cp == nil:
 			return eksName{name: override}, true // the control plane is elsewhere: the user names the cluster
 		case current != "" && current != override:
 			r.errorf(cp, "spec.eksClusterName", "is %q, but the IMDSConfig's eksClusterName is %q: the bootstrap script would join "+
 				"a cluster CAPA does not create; make them agree", current, override)
+			return eksName{}, false
+		case current == "" && !r.canPin(cp) && r.guessedNamespace(cp):
+			// CAPA names the cluster after a namespace nobody knows: the override cannot be checked against it.
+			r.unknownNamespace(cp, "the IMDSConfig's eksClusterName "+override+" may not be the name CAPA derives, and the "+
+				"control plane is not pinned to it")
 			return eksName{}, false
 		case current == "" && !r.canPin(cp):
 			if derived, _ := deriveEKSClusterName(cp.name, r.controlPlaneNamespace(cp)); derived != override {
@@ -225,7 +232,8 @@ func (r *run) eksClusterName(machinePool *object) (eksName, bool) {
 			n := eksName{name: override, cp: cp}
 			// A live control plane already carries the name CAPA derived at creation; pinning
 			// another one is an update CAPA's webhook refuses.
-			if derived, _ := deriveEKSClusterName(cp.name, r.controlPlaneNamespace(cp)); derived != override && !hasPlaceholder(cp.name) {
+			if derived, _ := deriveEKSClusterName(cp.name, r.controlPlaneNamespace(cp)); derived != override && !hasPlaceholder(cp.name) &&
+				!r.guessedNamespace(cp) {
 				n.renames = derived
 			}
 			return n, true
@@ -243,14 +251,64 @@ func (r *run) eksClusterName(machinePool *object) (eksName, bool) {
 		}
 		return eksName{name: current}, true
 	}
-	ns := r.controlPlaneNamespace(cp)
-	name, templated := deriveEKSClusterName(cp.name, ns)
+	if r.guessedNamespace(cp) {
+		what := "the function would pin the name derived as if in \"default\", and the same manifests applied to two namespaces " +
+			"(a chart installed twice) would give both tenants one EKS cluster, which CAPA adopts rather than refuses"
+		if !r.canPin(cp) {
+			what = "the bootstrap script would name the cluster as if in \"default\", and the nodes of any other namespace would never join"
+		}
+		r.unknownNamespace(cp, what)
+		return eksName{}, false
+	}
+	name, templated := deriveEKSClusterName(cp.name, r.controlPlaneNamespace(cp))
 	if err := validateEKSClusterName(name); err != nil {
 		r.errorf(cp, "metadata.name", "derived EKS cluster name is unusable: %v; %s", err, fix)
 		return eksName{}, false
 	}
-	return eksName{name: name, cp: cp, templated: templated,
-		guessedNS: cp.namespace == "" && r.cfg.Namespace == "" && !hasPlaceholder(ns)}, true
+	return eksName{name: name, cp: cp, templated: templated}, true
+}
+
+// guessedNamespace reports whether the namespace CAPA will see the control plane in is
+// unknown: none is written, none configured, and it is no clusterctl template (whose
+// ${NAMESPACE} clusterctl substitutes).
+func (r *run) guessedNamespace(cp *object) bool {
+	return cp.namespace == "" && r.cfg.Namespace == "" && !hasPlaceholder(cp.name)
+}
+
+// claimOverride records the Cluster the IMDSConfig's eksClusterName names, and refuses it
+// for a second one: CAPA v2.13 adopts any existing EKS cluster of the name it computes
+// (reconcileCluster's ownership check, aws.String(tag) == nil, is never true), so two
+// control planes of one name in one account and region share one EKS cluster: each
+// reconciles it, deleting either deletes it, and both clusters' nodes join it.
+func (r *run) claimOverride(machinePool, cp *object, override string) bool {
+	cluster, _, _ := r.controlPlaneOf(machinePool)
+	var k objKey
+	switch {
+	case cluster != nil:
+		k = cluster.key()
+	case scalarField(machinePool.node.YNode(), "spec", "clusterName") != "":
+		k = objKey{clusterGroup, "Cluster", machinePool.ns(), scalarField(machinePool.node.YNode(), "spec", "clusterName")}
+	default:
+		return true // no Cluster at all: ensureSecret reports the missing clusterName
+	}
+	first, claimed := r.pools.overrideCluster, r.pools.overrideClaimed
+	if !claimed {
+		r.pools.overrideCluster, r.pools.overrideClaimed = k, true
+		return true
+	}
+	if first == k {
+		return true
+	}
+	at, field := machinePool, "spec.clusterName"
+	if cp != nil {
+		at, field = cp, "spec.eksClusterName"
+	}
+	r.errorf(at, field, "the IMDSConfig's eksClusterName %q already names the EKS cluster of Cluster %s/%s, and would name Cluster "+
+		"%s/%s's too: CAPA adopts an existing EKS cluster of the name it computes rather than refusing it, so both control planes "+
+		"would share one EKS cluster (each reconciles it, deleting either deletes it, and both clusters' nodes join it). "+
+		"eksClusterName names one cluster: run the function once per Cluster, or leave it unset so each Cluster's name is "+
+		"derived from its own control plane", override, first.namespace, first.name, k.namespace, k.name)
+	return false
 }
 
 // settle pins the name, once the Secret naming it exists, and says what is still uncertain.
@@ -258,10 +316,7 @@ func (r *run) settle(n eksName) {
 	if n.cp == nil {
 		return
 	}
-	pinned := r.pin(n.cp, n.name, n.guessedNS, n.renames)
-	if n.guessedNS && !pinned {
-		r.unknownNamespace(n.cp, n.name)
-	}
+	pinned := r.pin(n.cp, n.name, n.renames)
 	if n.templated && !pinned {
 		r.warnf(n.cp, "metadata.name", "the EKS cluster name %s holds placeholders: CAPA hashes names of 100 characters or more and "+
 			"replaces dots in the control plane name, which cannot be applied before clusterctl substitutes them; "+
@@ -287,21 +342,30 @@ func (r *run) controlPlaneNamespace(cp *object) string {
 	return defaultNamespace
 }
 
-// unknownNamespace reports a name derived from a guessed namespace and not pinned.
-func (r *run) unknownNamespace(cp *object, name string) {
-	msg := "no namespace and none configured: the bootstrap script names %s, as if in %q, but CAPA derives the name from the " +
-		"namespace the control plane is applied to (helm -n, an Argo CD destination, kubectl apply -n), and the nodes of any " +
-		"other namespace would never join; set spec.namespace in the IMDSConfig (or --namespace), or pin spec.eksClusterName"
-	if r.cfg.Mode == ModeAudit {
-		r.errorf(cp, "metadata.namespace", msg, name, defaultNamespace)
-		return
+// unknownNamespace refuses an EKS name that would rest on a namespace nobody named, in both
+// modes: what says what would go wrong.
+func (r *run) unknownNamespace(cp *object, what string) {
+	if r.pools.unknownNS[cp] {
+		return // once per control plane, however many pools it has
 	}
-	r.warnf(cp, "metadata.namespace", msg, name, defaultNamespace)
+	if r.pools.unknownNS == nil {
+		r.pools.unknownNS = map[*object]bool{}
+	}
+	r.pools.unknownNS[cp] = true
+	r.errorf(cp, "metadata.namespace", "no namespace, and none configured: CAPA derives the EKS cluster name from the namespace the "+
+		"control plane is applied to (helm -n, an Argo CD destination, kubectl apply -n), which nothing here names, so %s. "+
+		"Name the target namespace: spec.namespace in the IMDSConfig, --namespace NS (helm: --post-renderer-args "+
+		"--namespace=NS), or %s in the environment (an Argo CD plugin: %s=$ARGOCD_APP_NAMESPACE); or set metadata.namespace "+
+		"on the manifests, or the EKS cluster name itself in the control plane's spec.eksClusterName", what, NamespaceEnv, NamespaceEnv)
 }
+
+// NamespaceEnv is the environment variable the command reads the target namespace from,
+// where no flag can be given (kustomize exec functions, an Argo CD plugin).
+const NamespaceEnv = "CAPA_IMDS_NAMESPACE"
 
 // pin writes name into the control plane's empty spec.eksClusterName, once a run. It
 // reports whether the control plane carries the name now.
-func (r *run) pin(cp *object, name string, guessedNS bool, derived string) bool {
+func (r *run) pin(cp *object, name string, derived string) bool {
 	if prev, ok := r.pools.pinned[cp]; ok {
 		return prev == name
 	}
@@ -326,13 +390,42 @@ func (r *run) pin(cp *object, name string, guessedNS bool, derived string) bool 
 			"carries %s, the name CAPA gave it at creation, and CAPA's webhook refuses to change it (\"eksClusterName is "+
 			"different to current cluster name\"): use this on new clusters only", name, derived)
 	}
-	if guessedNS {
-		n = &note{sev: Warning, field: "metadata.namespace", msg: fmt.Sprintf("no namespace and none configured: pinned "+
-			"spec.eksClusterName to %s (as if in %q), so the nodes join wherever it is applied; to get the name CAPA derives in "+
-			"the target namespace, set spec.namespace in the IMDSConfig or pass --namespace", name, defaultNamespace)}
-	}
 	r.record(edit{obj: cp, field: "spec.eksClusterName", proposed: name, note: n,
 		finding: fmt.Sprintf("unset: pin it to %s, the cluster the bootstrap script joins, so a namespace or name change "+
 			"applied later cannot make CAPA name the cluster otherwise", name)})
 	return true
+}
+
+// checkSharedEKSNames refuses two AWSManagedControlPlanes of the input that name one EKS
+// cluster in one region with one identity, whoever named it (the user, a base two overlays
+// share, or the function's pin): CAPA adopts an existing EKS cluster of the name it computes
+// (its owned-tag check in pkg/cloud/services/eks/cluster.go can never fail), so the second
+// control plane would reconcile, and on delete delete, the first's cluster. Placeholders are
+// compared as written: one clusterctl run substitutes them alike. Names CAPA derives are
+// unique per namespace and name, so only explicit names can collide.
+func (r *run) checkSharedEKSNames() {
+	type claim struct{ name, region, identity string }
+	first := map[claim]*object{}
+	for _, o := range r.objects {
+		if o.removed || o.group != controlPlaneGroup || o.kind != "AWSManagedControlPlane" {
+			continue
+		}
+		spec := o.node.YNode()
+		name := scalarField(spec, "spec", "eksClusterName")
+		if name == "" {
+			continue
+		}
+		c := claim{name: name, region: scalarField(spec, "spec", "region"),
+			identity: scalarField(spec, "spec", "identityRef", "kind") + "/" + scalarField(spec, "spec", "identityRef", "name")}
+		prev, seen := first[c]
+		if !seen {
+			first[c] = o
+			continue
+		}
+		r.errorf(o, "spec.eksClusterName", "%s names EKS cluster %q, as %s/%s does, in the same region and with the same identity: "+
+			"CAPA adopts an existing EKS cluster of the name it computes rather than refusing it, so both control planes would "+
+			"share one EKS cluster (each reconciles it, deleting either deletes it, and both clusters' nodes join it); give each "+
+			"its own spec.eksClusterName, or leave it unset so CAPA derives one from the namespace and name",
+			o.kind, name, prev.ns(), prev.name)
+	}
 }

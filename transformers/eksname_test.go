@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
 // The expected names below were computed with CAPA v2.13.0's own code, not
@@ -295,4 +296,206 @@ func FuzzEKSName(f *testing.F) {
 			}
 		}
 	})
+}
+
+// eksCluster is a Cluster, its AWSManagedControlPlane, one AL2 managed pool and its
+// MachinePool; ns "" writes no namespace, cpSpec is appended to the control plane's spec.
+func eksCluster(name, ns, cpSpec string) string {
+	meta := func(n string) string {
+		if ns == "" {
+			return "metadata:\n  name: " + n + "\n"
+		}
+		return "metadata:\n  name: " + n + "\n  namespace: " + ns + "\n"
+	}
+	return "apiVersion: cluster.x-k8s.io/v1beta1\nkind: Cluster\n" + meta(name) + `spec:
+  controlPlaneRef:
+    apiVersion: controlplane.cluster.x-k8s.io/v1beta2
+    kind: AWSManagedControlPlane
+    name: ` + name + `-cp
+---
+apiVersion: controlplane.cluster.x-k8s.io/v1beta2
+kind: AWSManagedControlPlane
+` + meta(name+"-cp") + `spec:
+  region: eu-west-1
+  version: v1.31.0
+` + cpSpec + `---
+apiVersion: cluster.x-k8s.io/v1beta1
+kind: MachinePool
+` + meta(name+"-mp") + `spec:
+  clusterName: ` + name + `
+  template:
+    spec:
+      clusterName: ` + name + `
+      bootstrap: {}
+      infrastructureRef:
+        apiVersion: infrastructure.cluster.x-k8s.io/v1beta2
+        kind: AWSManagedMachinePool
+        name: ` + name + `-pool
+      version: v1.31.0
+---
+apiVersion: infrastructure.cluster.x-k8s.io/v1beta2
+kind: AWSManagedMachinePool
+` + meta(name+"-pool") + `spec:
+  amiType: AL2_x86_64
+  instanceType: t3.large
+`
+}
+
+// A pinned EKS name is never shared by two control planes: CAPA v2.13 adopts an existing
+// EKS cluster of the name it computes (its ownership check, aws.String(tag) == nil, is never
+// true), so two control planes of one name in one account and region share one cluster.
+// Each case runs in both modes; wantErr is where the error must be ("" for none), and
+// wantPin the eksClusterName enforce writes into the first control plane.
+func TestEKSNameNeverShared(t *testing.T) {
+	second := "---\n" + eksCluster("c2", "ns", "")
+	cases := []struct {
+		name, config, namespace, in string
+		wantErr                     string // "Kind name field" of the error
+		words                       []string
+		wantPin                     string
+	}{
+		{
+			// Before: both control planes pinned to prod, exit 0.
+			name: "eksClusterName in the config for two Clusters: refused", config: "eksClusterName: prod",
+			in:      eksCluster("c1", "ns", "") + second,
+			wantErr: "AWSManagedControlPlane c2-cp spec.eksClusterName",
+			words:   []string{`eksClusterName "prod"`, "Cluster ns/c1", "Cluster ns/c2", "adopts", "once per Cluster"},
+		},
+		{
+			name: "eksClusterName in the config for one Cluster: pinned", config: "eksClusterName: prod",
+			in: eksCluster("c1", "ns", ""), wantPin: "prod",
+		},
+		{
+			// Before: c1 pinned to prod; c2's control plane (elsewhere) joined by the same name.
+			name:    "eksClusterName in the config for two Clusters, one control plane not in the input: refused",
+			config:  "eksClusterName: prod",
+			in:      eksCluster("c1", "ns", "") + "---\n" + strings.SplitN(eksCluster("c2", "ns", ""), "---\n", 3)[2],
+			wantErr: "MachinePool c2-mp spec.clusterName",
+			words:   []string{`eksClusterName "prod"`, "Cluster ns/c2"},
+		},
+		{
+			// Before: a warning, and default_c1-cp pinned: the chart in two namespaces shares one EKS cluster.
+			name: "no namespace anywhere: refused", in: eksCluster("c1", "", ""),
+			wantErr: "AWSManagedControlPlane c1-cp metadata.namespace",
+			words: []string{"no namespace", "two namespaces", "spec.namespace in the IMDSConfig", "--namespace NS",
+				"CAPA_IMDS_NAMESPACE", "ARGOCD_APP_NAMESPACE", "metadata.namespace", "spec.eksClusterName"},
+		},
+		{
+			// Before: a warning in enforce (the script named default_c1-cp, unpinned), an error in audit.
+			name: "no namespace, pinning off: refused", config: "pinEKSClusterName: false", in: eksCluster("c1", "", ""),
+			wantErr: "AWSManagedControlPlane c1-cp metadata.namespace",
+			words:   []string{"no namespace", "as if in \"default\"", "never join", "--namespace NS"},
+		},
+		{
+			// Before: accepted when the override happened to equal default_c1-cp.
+			name: "no namespace, pinning off, eksClusterName in the config: refused", config: "pinEKSClusterName: false\n      eksClusterName: default_c1-cp",
+			in:      eksCluster("c1", "", ""),
+			wantErr: "AWSManagedControlPlane c1-cp metadata.namespace",
+			words:   []string{"no namespace", "default_c1-cp may not be the name CAPA derives"},
+		},
+		{
+			name: "no namespace, but eksClusterName in the config: pinned to it", config: "eksClusterName: prod",
+			in: eksCluster("c1", "", ""), wantPin: "prod",
+		},
+		{
+			name: "no namespace, but one configured: derived there", namespace: "team-a",
+			in: eksCluster("c1", "", ""), wantPin: "team-a_c1-cp",
+		},
+		{
+			name: "no namespace, but the control plane names its EKS cluster: kept", in: eksCluster("c1", "", "  eksClusterName: mine\n"),
+			wantPin: "mine",
+		},
+		{
+			// Before: exit 0; CAPA would give c2's control plane c1's EKS cluster.
+			name:    "two control planes name one EKS cluster: refused",
+			in:      eksCluster("c1", "ns", "  eksClusterName: shared\n") + "---\n" + eksCluster("c2", "ns", "  eksClusterName: shared\n"),
+			wantErr: "AWSManagedControlPlane c2-cp spec.eksClusterName",
+			words:   []string{`EKS cluster "shared"`, "ns/c1-cp", "adopts", "its own spec.eksClusterName"},
+		},
+		{
+			// Before: exit 0 after a kustomize base set the name both overlays inherit.
+			name: "one name in one namespace through two prefixes: refused",
+			in: eksCluster("a-c1", "ns", "  eksClusterName: ${CLUSTER_NAME}\n") + "---\n" +
+				eksCluster("b-c1", "ns", "  eksClusterName: ${CLUSTER_NAME}\n"),
+			wantErr: "AWSManagedControlPlane b-c1-cp spec.eksClusterName",
+			words:   []string{`"${CLUSTER_NAME}"`},
+		},
+		{
+			name: "one name in two regions: two EKS clusters, accepted",
+			in: eksCluster("c1", "ns", "  eksClusterName: shared\n") + "---\n" +
+				strings.Replace(eksCluster("c2", "ns", "  eksClusterName: shared\n"), "eu-west-1", "us-east-1", 1),
+		},
+		{
+			name: "two derived names: accepted", in: eksCluster("c1", "ns", "") + second,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, mode := range []Mode{ModeEnforce, ModeAudit} {
+				spec := "spec:\n  mode: " + string(mode) + "\n"
+				if tc.namespace != "" {
+					spec += "  namespace: " + tc.namespace + "\n"
+				}
+				if tc.config != "" {
+					spec += "  managedMachinePools:\n    bootstrap:\n      " + tc.config + "\n"
+				}
+				node, err := yaml.Parse("apiVersion: fn.capa-imds.dev/v1alpha1\nkind: IMDSConfig\nmetadata:\n  name: t\n" + spec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg, err := LoadConfig(node)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, results := Process(cfg, parseStream(t, tc.in))
+				var found *Result
+				for _, r := range results {
+					if r.Severity == Error && r.ResourceRef != nil && r.Field != nil &&
+						r.ResourceRef.Kind+" "+r.ResourceRef.Name+" "+r.Field.Path == tc.wantErr {
+						found = r
+					}
+				}
+				switch {
+				case tc.wantErr == "" && mode == ModeEnforce && results.ExitCode() != 0:
+					t.Fatalf("%s: the run failed:\n%s", mode, renderResults(results))
+				case tc.wantErr != "" && found == nil:
+					t.Fatalf("%s: no error on %s:\n%s", mode, tc.wantErr, renderResults(results))
+				case found != nil:
+					for _, w := range tc.words {
+						if !strings.Contains(found.Message, w) {
+							t.Errorf("%s: the error lacks %q: %s", mode, w, found.Message)
+						}
+					}
+				}
+				if tc.wantPin != "" && mode == ModeEnforce {
+					var pinned string
+					for _, n := range out {
+						if n.GetKind() == "AWSManagedControlPlane" && n.GetName() == "c1-cp" {
+							pinned, _ = n.GetString("spec.eksClusterName")
+						}
+					}
+					if pinned != tc.wantPin {
+						t.Errorf("eksClusterName %q, want %q", pinned, tc.wantPin)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Two pools of one control plane with no namespace: one error, not one per pool.
+func TestUnknownNamespaceReportedOnce(t *testing.T) {
+	in := eksCluster("c1", "", "")
+	mp := in[strings.Index(in, "apiVersion: cluster.x-k8s.io/v1beta1\nkind: MachinePool"):]
+	in += "---\n" + strings.NewReplacer("c1-mp", "c1-mp2", "c1-pool", "c1-pool2").Replace(mp)
+	_, results := Process(DefaultConfig(), parseStream(t, in))
+	n := 0
+	for _, r := range results {
+		if r.Severity == Error && strings.Contains(r.Message, "no namespace, and none configured") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d unknown-namespace errors, want 1:\n%s", n, renderResults(results))
+	}
 }

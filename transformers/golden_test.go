@@ -63,7 +63,7 @@ func TestGolden(t *testing.T) {
 				audit := *cfg
 				audit.Mode = ModeAudit
 				// audit-fails.txt says why audit must fail an output that enforce could not make
-				// certain (a name derived from a namespace nobody knows, with pinning off).
+				// certain (a bastion host, ROSA nodes, a pool-owned AWSMachine).
 				why, err := os.ReadFile(filepath.Join(dir, "audit-fails.txt"))
 				_, ar := Process(&audit, parseStream(t, got))
 				switch {

@@ -41,7 +41,7 @@ type imageFamily int
 const (
 	familyAL2    imageFamily = iota // AL2_* or an AmazonLinux lookup: /etc/eks/bootstrap.sh
 	familyAL2023                    // AL2023_* or an AmazonLinux2023 lookup: nodeadm
-	familyCustom                    // ami.id: only the user knows
+	familyCustom                    // ami.id with amiType CUSTOM, AL2_* or unset: only the user knows
 	familyOther                     // Bottlerocket, Windows: neither
 )
 
@@ -51,16 +51,21 @@ type poolPhase struct {
 	secrets  map[objKey]*generatedSecret // bootstrap Secrets wanted, by namespace and name
 	detached map[*object]*object         // bootstrap config or Secret -> the MachinePool that left it
 	pinned   map[*object]string          // control plane -> the EKS name pinned into it
+	// overrideCluster is the Cluster the IMDSConfig's eksClusterName names, once claimed.
+	overrideCluster objKey
+	overrideClaimed bool
+	unknownNS       map[*object]bool // control planes already reported for an unknown namespace
 }
 
 // managedPool is an AWSManagedMachinePool after conversion.
 type managedPool struct {
-	obj       *object
-	lookup    bool // CAPA looks the image up, which needs the MachinePool's version
-	converted bool
-	family    imageFamily
-	amiType   string // as the pool had it, CAPA's default filled in
-	version   string // the Kubernetes version its nodes run, when known
+	obj        *object
+	lookup     bool // CAPA looks the image up, which needs the MachinePool's version
+	converted  bool
+	family     imageFamily
+	amiType    string // as the pool had it, CAPA's default filled in
+	lookupType string // the eksLookupType CAPA uses, when it looks the image up
+	version    string // the Kubernetes version its nodes run, when known
 }
 
 // al2023Version reports whether EKS has no Amazon Linux 2 image for the version: it
@@ -82,6 +87,44 @@ var lookupFamilies = map[string]imageFamily{
 	"AmazonLinuxGPU":     familyAL2,
 	"AmazonLinux2023":    familyAL2023,
 	"AmazonLinux2023GPU": familyAL2023,
+}
+
+// imageLookupFields are the AWSManagedMachinePool launch template's and the
+// AWSManagedControlPlane's fields that make CAPA look the image up by name
+// (defaultAMIIDLookup) instead of through EKS's lookup, so eksLookupType is ignored
+// (DiscoverLaunchTemplateAMI, pkg/cloud/services/ec2/launchtemplate.go, v2.13.0).
+var imageLookupFields = []string{"imageLookupFormat", "imageLookupOrg", "imageLookupBaseOS"}
+
+// checkImageLookup reports the fields that make CAPA skip its EKS image lookup for the
+// pool: the image the function chose (eksLookupType) would not be the one the nodes boot,
+// and the bootstrap it writes for that image may not join them. It reports whether any is set.
+func (r *run) checkImageLookup(pool, cp *object) bool {
+	root := pool.node.YNode()
+	if scalarField(root, "spec", "awsLaunchTemplate", "ami", "id") != "" {
+		return false // an explicit image: CAPA looks nothing up
+	}
+	found := false
+	report := func(o *object, field, where string) {
+		found = true
+		r.errorf(o, field, "is set: CAPA then looks up the image of %s by name (%s) instead of with EKS's lookup, so the "+
+			"eksLookupType the function relies on is ignored, and the nodes would boot an image whose bootstrap nobody "+
+			"chose: remove %s so CAPA's EKS lookup applies, or set spec.awsLaunchTemplate.ami.id on the pool to the image "+
+			"(then its amiType, or the Kubernetes version, decides the bootstrap), or skip the pool with %s: \"true\"",
+			pool, where, field, SkipAnnotation)
+	}
+	for _, f := range imageLookupFields {
+		if scalarField(root, "spec", "awsLaunchTemplate", f) != "" {
+			report(pool, "spec.awsLaunchTemplate."+f, "the pool's launch template")
+		}
+	}
+	if cp != nil {
+		for _, f := range imageLookupFields {
+			if scalarField(cp.node.YNode(), "spec", f) != "" {
+				report(cp, "spec."+f, "the control plane "+cp.String()+", which every pool without its own inherits")
+			}
+		}
+	}
+	return found
 }
 
 // convertManagedPool turns the pool into a launch-template pool with amiType CUSTOM and an
@@ -111,7 +154,21 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 	}
 	written := lookup
 	var lookupNote *note
+	// Bottlerocket and Windows join with user data of their own, which neither the function
+	// nor CAPA writes, and CAPA's lookup has none of their images.
+	otherOS := strings.HasPrefix(mp.amiType, "BOTTLEROCKET") || strings.HasPrefix(mp.amiType, "WINDOWS")
 	switch {
+	case otherOS && amiID == "":
+		r.errorf(o, "spec.amiType", "%s cannot be converted to a launch template: CAPA's AMI lookup (ami.eksLookupType) has no %s image, "+
+			"and IMDSv2 on a managed node group needs a launch template with amiType CUSTOM. Set spec.awsLaunchTemplate.ami.id "+
+			"to the image to use, or skip the pool with the annotation %s: \"true\"",
+			mp.amiType, mp.amiType, SkipAnnotation)
+		return nil
+	case otherOS:
+		mp.family = familyOther
+	case amiID != "" && strings.HasPrefix(mp.amiType, "AL2023_"):
+		// The user's image, but the user said what it is: Amazon Linux 2023, joined by nodeadm.
+		mp.family = familyAL2023
 	case amiID != "":
 		mp.family = familyCustom
 	case lookup != "":
@@ -156,11 +213,6 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 				"image architecture from the launch template's instanceType and looks up an x86_64 image without one; set it", mp.amiType)
 		}
 	}
-	if strings.HasPrefix(mp.amiType, "BOTTLEROCKET") || strings.HasPrefix(mp.amiType, "WINDOWS") {
-		if mp.family == familyCustom {
-			mp.family = familyOther
-		}
-	}
 	if mp.family == familyAL2 && al2023Version(version) {
 		r.errorf(o, "spec.amiType", "an Amazon Linux 2 pool (amiType %s, lookup %s) at Kubernetes %s: EKS publishes no AL2 images for "+
 			"Kubernetes 1.33 or later (and none at all since 2025-11-26), so the pool cannot start. Move it to Amazon Linux 2023: "+
@@ -177,6 +229,9 @@ func (r *run) convertManagedPool(o *object, bootKind, version string) *managedPo
 		setScalar(ami, "eksLookupType", lookup, false)
 		r.record(edit{obj: o, field: "spec.awsLaunchTemplate.ami.eksLookupType", proposed: lookup, note: lookupNote,
 			finding: fmt.Sprintf("unset: CAPA would look up an Amazon Linux 2 image; the pool (amiType %s) needs %s", mp.amiType, lookup)})
+	}
+	if amiID == "" {
+		mp.lookupType = lookup
 	}
 	if amiType != "CUSTOM" {
 		setScalar(spec, "amiType", "CUSTOM", false)
@@ -317,6 +372,9 @@ func (r *run) processManagedPools() {
 			}
 			version = r.machinePoolVersion(machinePool)
 		}
+		if r.checkImageLookup(o, r.controlPlaneQuietly(machinePool)) {
+			continue
+		}
 		mp := r.convertManagedPool(o, bootKind, version)
 		if mp == nil {
 			continue
@@ -433,4 +491,12 @@ func copyScalar(n *yaml.Node) *yaml.Node {
 	c := *n
 	c.HeadComment, c.LineComment, c.FootComment = "", "", ""
 	return &c
+}
+
+// describeImage says what decided the pool's image: its amiType, and the lookup type.
+func (mp *managedPool) describeImage() string {
+	if mp.lookupType == "" {
+		return "amiType " + mp.amiType
+	}
+	return "amiType " + mp.amiType + ", eksLookupType " + mp.lookupType
 }

@@ -102,6 +102,7 @@ func TestConvertManagedPool(t *testing.T) {
 	cases := []struct {
 		name    string
 		spec    string
+		cpSpec  string // lines appended to the control plane's spec
 		want    string // the pool's spec after the run
 		results []moResult
 		words   [][]string // key phrases of each result's message
@@ -189,6 +190,48 @@ awsLaunchTemplate:
 			words:   [][]string{{"amiType CUSTOM"}},
 		},
 		{
+			// Before: converted to Amazon Linux (the lookup type won), nodes that are not Bottlerocket.
+			name:    "Bottlerocket with an eksLookupType and no ami.id cannot be converted",
+			spec:    "  amiType: BOTTLEROCKET_x86_64\n  awsLaunchTemplate:\n    ami:\n      eksLookupType: AmazonLinux\n",
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.amiType"}},
+			words:   [][]string{{"no BOTTLEROCKET_x86_64 image", "ami.id", transformers.SkipAnnotation}},
+		},
+		{
+			// Before: eksLookupType AmazonLinux written, which CAPA ignores beside imageLookupFormat; exit 0.
+			name:    "imageLookupFormat on the launch template: CAPA skips the EKS lookup, refused",
+			spec:    "  awsLaunchTemplate:\n    imageLookupFormat: my-eks-{{.K8sVersion}}-*\n",
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.awsLaunchTemplate.imageLookupFormat"}},
+			words:   [][]string{{"by name", "eksLookupType", "is ignored", "remove spec.awsLaunchTemplate.imageLookupFormat", "ami.id"}},
+		},
+		{
+			name:    "imageLookupOrg on the launch template: refused",
+			spec:    "  amiType: AL2023_x86_64_STANDARD\n  awsLaunchTemplate:\n    imageLookupOrg: \"123456789012\"\n",
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.awsLaunchTemplate.imageLookupOrg"}},
+			words:   [][]string{{"eksLookupType", "remove spec.awsLaunchTemplate.imageLookupOrg"}},
+		},
+		{
+			name:    "imageLookupBaseOS on the launch template: refused",
+			spec:    "  amiType: CUSTOM\n  awsLaunchTemplate:\n    ami:\n      eksLookupType: AmazonLinux2023\n    imageLookupBaseOS: ubuntu-24.04\n",
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSManagedMachinePool ns/pool", Field: "spec.awsLaunchTemplate.imageLookupBaseOS"}},
+			words:   [][]string{{"eksLookupType", "remove spec.awsLaunchTemplate.imageLookupBaseOS"}},
+		},
+		{
+			// The control plane's fields reach every pool without its own (CAPA's EC2 scope).
+			name:    "imageLookupBaseOS on the control plane: refused, named there",
+			spec:    "  instanceType: t3.large\n",
+			cpSpec:  "  imageLookupBaseOS: ubuntu-24.04\n",
+			results: []moResult{{Severity: transformers.Error, Resource: "AWSManagedControlPlane ns/c1-cp", Field: "spec.imageLookupBaseOS"}},
+			words:   [][]string{{"AWSManagedMachinePool ns/pool", "the control plane", "eksLookupType", "remove spec.imageLookupBaseOS"}},
+		},
+		{
+			name:    "imageLookupFormat beside an ami.id: nothing is looked up, no finding",
+			spec:    "  amiType: CUSTOM\n  awsLaunchTemplate:\n    ami:\n      id: ami-1\n    imageLookupFormat: x-*\n",
+			cpSpec:  "  imageLookupOrg: \"123456789012\"\n",
+			want:    "amiType: CUSTOM\nawsLaunchTemplate:\n  ami:\n    id: ami-1\n  imageLookupFormat: x-*\n" + defaultBlock("  "),
+			results: nil,
+			words:   [][]string{},
+		},
+		{
 			name:    "iamInstanceProfile in the launch template is refused",
 			spec:    "  amiType: CUSTOM\n  awsLaunchTemplate:\n    ami:\n      id: ami-1\n    iamInstanceProfile: nodes\n",
 			want:    "amiType: CUSTOM\nawsLaunchTemplate:\n  ami:\n    id: ami-1\n  iamInstanceProfile: nodes",
@@ -198,7 +241,7 @@ awsLaunchTemplate:
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			in := mpStream(mpCluster, mpMachinePool("        dataSecretName: user-data\n", ""), mpPool(tc.spec))
+			in := mpStream(mpCluster+tc.cpSpec, mpMachinePool("        dataSecretName: user-data\n", ""), mpPool(tc.spec))
 			out, results := transformers.Process(mpConfig(t, keep), moRead(t, in))
 			if len(out) == 0 {
 				out = moRead(t, in) // error: compare with what came in
@@ -220,7 +263,28 @@ awsLaunchTemplate:
 				t.Errorf("results (-want +got):\n%s", d)
 			}
 			moCheckMessages(t, rs, tc.words)
+			_, audit := transformers.Process(mpConfig(t, "  mode: audit\n"+keep), moRead(t, in))
+			checkErrorsInAudit(t, tc.results, audit)
 		})
+	}
+}
+
+// checkErrorsInAudit asserts that every error enforce reported, audit reports too, on the
+// same resource and field: a bootstrap that cannot join fails both modes.
+func checkErrorsInAudit(t *testing.T, enforce []moResult, audit transformers.Results) {
+	t.Helper()
+	got := moResults(audit)
+	for _, want := range enforce {
+		if want.Severity != transformers.Error {
+			continue
+		}
+		found := false
+		for _, g := range got {
+			found = found || (g.Severity == transformers.Error && g.Resource == want.Resource && g.Field == want.Field)
+		}
+		if !found {
+			t.Errorf("audit lacks the error on %s %s:\n%s", want.Resource, want.Field, audit)
+		}
 	}
 }
 
@@ -317,7 +381,8 @@ func TestBootstrapStrategies(t *testing.T) {
 			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")),
 			results: []moResult{
 				{Severity: transformers.Info, Resource: mpRes},
-				{Severity: transformers.Warning, Resource: mpRes, Field: "spec.template.spec.bootstrap"},
+				// Before: a warning, exit 0.
+				{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"},
 			},
 			words: [][]string{{"skipped"}, {"no bootstrap", "never join"}},
 		},
@@ -434,9 +499,118 @@ func TestBootstrapStrategies(t *testing.T) {
 			words:   [][]string{{"bootstrap.sh", "Amazon Linux 2023", "never join"}},
 		},
 		{
+			// Before: a bootstrap.sh Secret (the ami.id made it a custom image, and 1.31 has AL2 images).
+			name: "auto, an AL2023 amiType with ami.id and no bootstrap: a NodeadmConfig", strategy: "auto",
+			pool:          "  amiType: AL2023_x86_64_STANDARD\n  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs:          []string{mpMachinePool(noBootstrap, "")},
+			wantBootstrap: "dataSecretName: \"\"\nconfigRef:\n  apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\n  kind: NodeadmConfig\n  name: mp",
+			wantConfig:    true,
+			results:       []moResult{{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"}},
+			words:         [][]string{{"added NodeadmConfig mp", "Amazon Linux 2023"}},
+		},
+		{
+			// Before: a bootstrap.sh Secret, with a warning that the custom image may lack it; exit 0.
+			name: "secret, an AL2023 amiType with ami.id: refused", strategy: "secret",
+			pool:          "  amiType: AL2023_ARM_64_STANDARD\n  awsLaunchTemplate:\n    instanceType: m7g.large\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs:          []string{mpMachinePool(noBootstrap, "")},
+			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")),
+			results:       []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:         [][]string{{"bootstrap.sh", "Amazon Linux 2023", "never join", "strategy auto"}},
+		},
+		{
+			// Before: a bootstrap.sh Secret, with a warning; exit 0.
+			name: "auto, Bottlerocket with ami.id and no bootstrap: refused, no Secret", strategy: "auto",
+			pool:          "  amiType: BOTTLEROCKET_x86_64\n  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs:          []string{mpMachinePool(noBootstrap, "")},
+			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")),
+			results:       []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:         [][]string{{"writes none", "BOTTLEROCKET_x86_64", "never join", "TOML", "dataSecretName"}},
+		},
+		{
+			// Before: a bootstrap.sh Secret, with a warning; exit 0.
+			name: "secret, Windows with ami.id: refused, no Secret", strategy: "secret",
+			pool:          "  amiType: WINDOWS_CORE_2022_x86_64\n  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs:          []string{mpMachinePool("        dataSecretName: mine\n", "")},
+			wantBootstrap: "dataSecretName: mine",
+			results:       []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:         [][]string{{"strategy secret", "WINDOWS_CORE_2022_x86_64", "no bootstrap.sh", "PowerShell"}},
+		},
+		{
+			// Before: the empty EKSConfig was replaced by a bootstrap.sh Secret, with a warning; exit 0.
+			name: "auto, Windows with ami.id on an empty EKSConfig: refused (it renders bootstrap.sh)", strategy: "auto",
+			pool:          "  amiType: WINDOWS_FULL_2019_x86_64\n  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig(" {}\n", "")},
+			wantBootstrap: keptEKS, wantConfig: true,
+			results: []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:   [][]string{{"EKSConfig mp", "runs /etc/eks/bootstrap.sh", "WINDOWS_FULL_2019_x86_64", "never join"}},
+		},
+		{
+			// Before: the Secret an earlier run wrote was kept current; exit 0.
+			name: "keep, Bottlerocket with ami.id on the function's old Secret: refused", strategy: "keep",
+			pool: "  amiType: BOTTLEROCKET_ARM_64\n  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs: []string{mpMachinePool("        dataSecretName: "+ours+"\n", ""),
+				"apiVersion: v1\nkind: Secret\nmetadata:\n  name: " + ours + "\n  namespace: ns\n  annotations:\n    " + transformers.GeneratedAnnotation +
+					": capa-imds\ntype: Opaque\nstringData:\n  value: \"" + strings.ReplaceAll(script, "\n", "\\n") + "\"\n"},
+			wantBootstrap: useSecret, wantScript: script,
+			results: []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:   [][]string{{"Secret " + ours, "runs /etc/eks/bootstrap.sh", "BOTTLEROCKET_ARM_64"}},
+		},
+		{
+			// Before: left as found; exit 0.
+			name: "keep, Bottlerocket with ami.id on a NodeadmConfig: refused", strategy: "keep",
+			pool:          "  amiType: BOTTLEROCKET_x86_64\n  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs:          []string{mpMachinePool(nodeadmRef, ""), nodeadm},
+			wantBootstrap: keptNodeadm, wantConfig: true,
+			results: []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:   [][]string{{"NodeadmConfig mp", "nodeadm's", "never join"}},
+		},
+		{
+			name: "auto, Bottlerocket with ami.id and the user's own Secret: kept", strategy: "auto",
+			pool: "  amiType: BOTTLEROCKET_x86_64\n  awsLaunchTemplate:\n    ami:\n      id: ami-0123456789abcdef0\n",
+			docs: []string{mpMachinePool("        dataSecretName: mine\n", ""),
+				"apiVersion: v1\nkind: Secret\nmetadata:\n  name: mine\n  namespace: ns\nstringData:\n  value: |\n    [settings.kubernetes]\n    cluster-name = \"ns_c1-cp\"\n"},
+			wantBootstrap: "dataSecretName: mine",
+			results:       []moResult{{Severity: transformers.Info, Resource: mpRes, Field: "spec.template.spec.bootstrap.dataSecretName"}},
+			words:         [][]string{{"user's own Secret", "mine"}},
+		},
+		{
+			// Before: an info ("a NodeadmConfig bootstraps Amazon Linux 2023") and a warning; exit 0.
+			name: "auto, an AL2 pool on a NodeadmConfig: refused", strategy: "auto",
+			pool:          "  amiType: AL2_x86_64\n  instanceType: t3.large\n",
+			docs:          []string{mpMachinePool(nodeadmRef, ""), nodeadm},
+			wantBootstrap: keptNodeadm, wantConfig: true,
+			results: []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"}},
+			words:   [][]string{{"NodeadmConfig mp", "amiType AL2_x86_64, eksLookupType AmazonLinux", "no nodeadm", "AL2023_x86_64_STANDARD", "strategy secret"}},
+		},
+		{
+			// Before: a warning; exit 0.
+			name: "keep, an AmazonLinux lookup on a NodeadmConfig: refused", strategy: "keep",
+			pool:          "  amiType: CUSTOM\n  awsLaunchTemplate:\n    ami:\n      eksLookupType: AmazonLinuxGPU\n",
+			docs:          []string{mpMachinePool(nodeadmRef, ""), nodeadm},
+			wantBootstrap: keptNodeadm, wantConfig: true,
+			results: []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap.configRef"}},
+			words:   [][]string{{"NodeadmConfig mp", "eksLookupType AmazonLinuxGPU", "never join"}},
+		},
+		{
+			name: "secret, an AL2 pool on a NodeadmConfig: the Secret replaces it", strategy: "secret",
+			pool:          "  amiType: AL2_x86_64\n  instanceType: t3.large\n",
+			docs:          []string{mpMachinePool(nodeadmRef, ""), nodeadm},
+			wantBootstrap: useSecret, wantScript: script,
+			results: []moResult{{Severity: transformers.Info, Resource: "NodeadmConfig ns/mp"}},
+			words:   [][]string{{"removed", "no longer uses this NodeadmConfig"}},
+		},
+		{
 			name: "keep, an empty EKSConfig: left as found", strategy: "keep",
 			docs:          []string{mpMachinePool(eksConfigRef, ""), eksConfig(" {}\n", "")},
 			wantBootstrap: keptEKS, wantConfig: true,
+		},
+		{
+			// Before: a warning in enforce, exit 0.
+			name: "keep, no bootstrap at all: refused", strategy: "keep",
+			docs:          []string{mpMachinePool(noBootstrap, "")},
+			wantBootstrap: strings.TrimSpace(strings.TrimPrefix(noBootstrap, "      ")),
+			results:       []moResult{{Severity: transformers.Error, Resource: mpRes, Field: "spec.template.spec.bootstrap"}},
+			words:         [][]string{{"no bootstrap", "never join"}},
 		},
 		{
 			name: "keep, but the MachinePool uses the function's Secret: updated", strategy: "keep",
@@ -520,6 +694,9 @@ func TestBootstrapStrategies(t *testing.T) {
 				t.Errorf("results (-want +got):\n%s\n%s", d, rs)
 			}
 			moCheckMessages(t, rs, tc.words)
+			audit := mpConfig(t, "  mode: audit\n  managedMachinePools:\n    bootstrap:\n      strategy: "+tc.strategy+"\n")
+			_, auditResults := transformers.Process(audit, moRead(t, in))
+			checkErrorsInAudit(t, tc.results, auditResults)
 		})
 	}
 }

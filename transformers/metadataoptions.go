@@ -1,6 +1,7 @@
 package transformers
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -82,17 +83,27 @@ func (r *run) applyMetadataOptionsWhy(o *object, parent []string, missing string
 	if v := valueOf(imds, optHTTPEndpoint); v != nil && v.Value == "disabled" {
 		r.infof(o, join(imdsPath, optHTTPEndpoint), "httpEndpoint: disabled turns the metadata service off, which is stricter than any setting: kept")
 	}
+	prof := r.profileOf(o)
 	if !existed && len(imds.Content) == 0 {
 		// One finding for a missing block reads better than one per option.
-		r.record(edit{obj: o, field: imdsPath, proposed: r.cfg.optionsMap(),
+		if prof.rule != nil {
+			missing += fmt.Sprintf("; rule %q sets the options it needs", prof.rule.Name)
+		}
+		r.record(edit{obj: o, field: imdsPath, proposed: optionsMap(prof.options),
 			finding: missing})
-		for _, opt := range r.cfg.Options {
+		for _, opt := range prof.options {
 			setScalar(imds, opt.Key, opt.Value, opt.Int)
 		}
 	}
-	for _, opt := range r.cfg.Options {
+	for _, opt := range prof.options {
 		cur := valueOf(imds, opt.Key)
 		if opt.Key == optHTTPEndpoint && cur != nil && cur.Value == "disabled" {
+			continue
+		}
+		// optional (an allowOptional rule's, or the config's) permits IMDSv1; it never
+		// takes IMDSv2 away from a resource that requires it.
+		if opt.Key == optHTTPTokens && opt.Value == string(HTTPTokensStateOptional) && cur != nil && cur.Value == string(HTTPTokensStateRequired) {
+			r.infof(o, join(imdsPath, optHTTPTokens), "httpTokens: required is stricter than the optional%s the config permits: kept", prof.by())
 			continue
 		}
 		before := display(cur)
@@ -104,7 +115,11 @@ func (r *run) applyMetadataOptionsWhy(o *object, parent []string, missing string
 			if opt.Int {
 				want = display(valueOf(imds, opt.Key))
 			}
-			r.record(edit{obj: o, field: join(imdsPath, opt.Key), current: before, proposed: want})
+			e := edit{obj: o, field: join(imdsPath, opt.Key), current: before, proposed: want}
+			if prof.rule != nil {
+				e.finding = fmt.Sprintf("is %s, want %s%s", describeValue(before), describeValue(want), prof.by())
+			}
+			r.record(e)
 			changedExisting = changedExisting || existed
 		}
 	}

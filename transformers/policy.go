@@ -29,11 +29,13 @@ import (
 // PolicyName names the policy and its binding.
 const PolicyName = "capa-imds-require-imdsv2"
 
-// policyKinds are the kinds the policy judges, with where each keeps the block.
-var policyKinds = []struct {
+type policyKind struct {
 	kind, resource string
 	path           []string
-}{
+}
+
+// policyKinds are the kinds the policy judges, with where each keeps the block.
+var policyKinds = []policyKind{
 	{"AWSMachine", "awsmachines", []string{"spec"}},
 	{"AWSMachineTemplate", "awsmachinetemplates", []string{"spec", "template", "spec"}},
 	{"AWSMachinePool", "awsmachinepools", []string{"spec", "awsLaunchTemplate"}},
@@ -97,6 +99,19 @@ func Policy(cfg *Config, opts PolicyOptions) ([]*yaml.RNode, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	profiles, err := policyProfiles(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out []*yaml.RNode
+	for _, p := range profiles {
+		out = append(out, validatingPolicy(p, opts)...)
+	}
+	return out, nil
+}
+
+// validatingPolicy is the policy and binding of one profile.
+func validatingPolicy(p policyProfile, opts PolicyOptions) []*yaml.RNode {
 	var conditions []*yaml.Node
 	conditions = append(conditions,
 		namedExpression("not-being-deleted", "!has(object.metadata.deletionTimestamp)"),
@@ -106,15 +121,16 @@ func Policy(cfg *Config, opts PolicyOptions) ([]*yaml.RNode, error) {
 		conditions = append(conditions, namedExpression("not-skipped",
 			"object.metadata.?annotations[?'"+SkipAnnotation+"'].orValue('') != 'true'"))
 	}
+	conditions = append(conditions, p.conditions...)
 
 	var checks []string
 	var validations []*yaml.Node
-	for _, opt := range cfg.Options {
+	for _, opt := range p.options {
 		current := "variables.options.?" + opt.Key + ".orValue(" + capaDefaults[opt.Key] + ")"
 		checks = append(checks, optionCheck(opt, "variables.options"))
 		validations = append(validations, validation(
 			"!variables.judged || "+optionCheck(opt, "variables.options"),
-			"object.kind + ' ' + object.metadata.name + ': ' + variables.field + '."+opt.Key+" is ' +\n  string("+current+") + ', want "+opt.Value+"'"))
+			"object.kind + ' ' + object.metadata.name + ': ' + variables.field + '."+opt.Key+" is ' +\n  string("+current+") + ', want "+opt.Value+p.by+"'"))
 	}
 	validations = append(validations, validation("!variables.judged || variables.launchTemplate",
 		"'AWSManagedMachinePool ' + object.metadata.name + ': needs spec.awsLaunchTemplate and spec.amiType CUSTOM ' +\n"+
@@ -139,12 +155,14 @@ func Policy(cfg *Config, opts PolicyOptions) ([]*yaml.RNode, error) {
 
 	var resources []*yaml.Node
 	for _, k := range policyKinds {
-		resources = append(resources, stringNode(k.resource))
+		if p.covers(k.kind) {
+			resources = append(resources, stringNode(k.resource))
+		}
 	}
 	policy := mapping(
 		"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
 		"kind", stringNode("ValidatingAdmissionPolicy"),
-		"metadata", policyMetadata(),
+		"metadata", namedMetadata(p.name),
 		"spec", mapping(
 			"failurePolicy", stringNode("Fail"),
 			"matchConstraints", mapping("resourceRules", sequence(mapping(
@@ -165,13 +183,13 @@ func Policy(cfg *Config, opts PolicyOptions) ([]*yaml.RNode, error) {
 	binding := mapping(
 		"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
 		"kind", stringNode("ValidatingAdmissionPolicyBinding"),
-		"metadata", policyMetadata(),
+		"metadata", namedMetadata(p.name),
 		"spec", mapping(
-			"policyName", stringNode(PolicyName),
+			"policyName", stringNode(p.name),
 			"validationActions", flowSequence(actions...),
 		),
 	)
-	return []*yaml.RNode{yaml.NewRNode(policy), yaml.NewRNode(binding)}, nil
+	return []*yaml.RNode{yaml.NewRNode(policy), yaml.NewRNode(binding)}
 }
 
 // optionCheck is the CEL that holds when the block in options meets opt, a missing key
@@ -184,6 +202,9 @@ func optionCheck(opt Option, options string) string {
 	current := options + ".?" + opt.Key + ".orValue(" + capaDefaults[opt.Key] + ")"
 	if opt.Key == optHTTPEndpoint {
 		return current + " in [" + value + ", 'disabled']" // disabled turns IMDS off: stricter
+	}
+	if opt.Key == optHTTPTokens && opt.Value == string(HTTPTokensStateOptional) {
+		return current + " in ['optional', 'required']" // optional permits IMDSv1; required is stricter
 	}
 	return current + " == " + value
 }
@@ -227,7 +248,89 @@ func launchTemplateCheck(root string) string {
 		root + ".?spec.?amiType.orValue('') == 'CUSTOM'))"
 }
 
-func policyMetadata() *yaml.Node { return namedMetadata(PolicyName) }
+// policyProfile is one rule's share of the admission policies, or the default's: each
+// rule becomes a policy of its own that matches what the rule matches and no earlier rule
+// does (first match wins, as in the function), and the default policy matches what no
+// rule does.
+type policyProfile struct {
+	suffix     string // "" for the default, "-<rule>" for a rule
+	name       string
+	by         string // for messages: " (rule NAME)"
+	options    []Option
+	kinds      []string     // nil: every kind
+	conditions []*yaml.Node // the rule's own condition, after the earlier rules' negations
+}
+
+func (p policyProfile) covers(kind string) bool { return p.kinds == nil || contains(p.kinds, kind) }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// maxPolicyRules keeps the last policy's match conditions within the API's 64.
+const maxPolicyRules = 60
+
+func policyProfiles(cfg *Config) ([]policyProfile, error) {
+	if len(cfg.Rules) > maxPolicyRules {
+		return nil, &ConfigError{Source: cfg.Source, Field: "spec.rules", Msg: fmt.Sprintf("%d rules, but an admission policy takes at most "+
+			"64 match conditions: at most %d rules become policies", len(cfg.Rules), maxPolicyRules)}
+	}
+	var out []policyProfile
+	var earlier []*yaml.Node
+	for i, rule := range cfg.Rules {
+		if len(rule.Match.Clusters) > 0 {
+			// An admission request carries the object, not the references that tie it to a
+			// Cluster, and Cluster API labels objects with their Cluster only after it
+			// created them: the policy would hold the function's own output to another
+			// rule's options and deny it.
+			return nil, &ConfigError{Source: cfg.Source, Field: fmt.Sprintf("spec.rules[%d].match.clusters", i), Msg: fmt.Sprintf("rule %q "+
+				"matches by clusters, which an admission policy cannot see on CREATE (Cluster API labels objects with %s "+
+				"only once they exist): match the rule by labels, names or namespaces to enforce it at admission",
+				rule.Name, clusterNameLabel)}
+		}
+		cond := ruleCondition(rule.Match)
+		out = append(out, policyProfile{
+			suffix: "-" + rule.Name, name: PolicyName + "-" + rule.Name, by: fmt.Sprintf(" (rule %s)", rule.Name),
+			options: rule.Options, kinds: rule.Match.Kinds,
+			conditions: append(append([]*yaml.Node(nil), earlier...), namedExpression("rule-"+rule.Name, cond)),
+		})
+		earlier = append(earlier, namedExpression("not-rule-"+rule.Name, "!("+cond+")"))
+	}
+	return append(out, policyProfile{name: PolicyName, options: cfg.Options, conditions: earlier}), nil
+}
+
+// ruleCondition is the CEL of a rule's match. Globs become anchored RE2 in raw strings
+// (CEL's matches() is RE2, and a raw string needs no escaping of the dots).
+func ruleCondition(m RuleMatch) string {
+	var parts []string
+	quoted := func(items []string, f func(string) string) string {
+		q := make([]string, len(items))
+		for i, it := range items {
+			q[i] = f(it)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	str := func(s string) string { return "'" + s + "'" }
+	re := func(glob string) string { return "r'" + globRegexp(glob) + "'" }
+	if len(m.Kinds) > 0 {
+		parts = append(parts, "object.kind in "+quoted(m.Kinds, str))
+	}
+	if len(m.Namespaces) > 0 {
+		parts = append(parts, quoted(m.Namespaces, re)+".exists(p, request.namespace.matches(p))")
+	}
+	if len(m.Names) > 0 {
+		parts = append(parts, quoted(m.Names, re)+".exists(p, object.metadata.name.matches(p))")
+	}
+	for _, k := range sortedKeys(m.Labels) {
+		parts = append(parts, "object.metadata.?labels[?'"+k+"'] == optional.of('"+m.Labels[k]+"')")
+	}
+	return strings.Join(parts, " &&\n")
+}
 
 func namedExpression(name, expression string) *yaml.Node {
 	return mapping("name", stringNode(name), "expression", celNode(expression))
@@ -277,68 +380,87 @@ const MutatingPolicyPrefix = "capa-imds-default-imdsv2-"
 // non-compliant one is still denied there. A managed pool is mutated only when it already
 // has a launch template (adding one changes the pool's kind of node group), and an
 // AWSMachine an AWSMachinePool owns mirrors a running instance: it is left as CAPA writes it.
-func MutatingPolicy(cfg *Config, opts PolicyOptions) []*yaml.RNode {
-	var out []*yaml.RNode
-	for _, k := range policyKinds {
-		name := MutatingPolicyPrefix + k.resource
-		conditions := []*yaml.Node{}
-		switch k.kind {
-		case "AWSMachine":
-			conditions = append(conditions, namedExpression("not-a-pool-instance-mirror",
-				"!object.metadata.?ownerReferences.orValue([]).exists(r, r.kind == 'AWSMachinePool')"))
-		case "AWSManagedMachinePool":
-			conditions = append(conditions, namedExpression("has-a-launch-template", "object.?spec.?awsLaunchTemplate.hasValue()"))
-		}
-		if opts.AllowSkip {
-			conditions = append(conditions, namedExpression("not-skipped",
-				"object.metadata.?annotations[?'"+SkipAnnotation+"'].orValue('') != 'true'"))
-		}
-		spec := []any{
-			"failurePolicy", stringNode("Ignore"),
-			"reinvocationPolicy", stringNode("Never"),
-			"matchConstraints", mapping("resourceRules", sequence(mapping(
-				"apiGroups", flowSequence(stringNode(infraGroup)),
-				"apiVersions", flowSequence(stringNode("v1beta2")),
-				"operations", flowSequence(stringNode("CREATE")),
-				"resources", flowSequence(stringNode(k.resource)),
-			))),
-		}
-		if len(conditions) > 0 {
-			spec = append(spec, "matchConditions", sequence(conditions...))
-		}
-		spec = append(spec, "mutations", sequence(mapping(
-			"patchType", stringNode("ApplyConfiguration"),
-			"applyConfiguration", mapping("expression", celNode(applyConfiguration(cfg, append(append([]string(nil), k.path...), imdsField)))),
-		)))
-		out = append(out,
-			yaml.NewRNode(mapping(
-				"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
-				"kind", stringNode("MutatingAdmissionPolicy"),
-				"metadata", namedMetadata(name),
-				"spec", mapping(spec...),
-			)),
-			yaml.NewRNode(mapping(
-				"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
-				"kind", stringNode("MutatingAdmissionPolicyBinding"),
-				"metadata", namedMetadata(name),
-				"spec", mapping("policyName", stringNode(name)),
-			)))
+func MutatingPolicy(cfg *Config, opts PolicyOptions) ([]*yaml.RNode, error) {
+	profiles, err := policyProfiles(cfg)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	var out []*yaml.RNode
+	for _, p := range profiles {
+		for _, k := range policyKinds {
+			if p.covers(k.kind) {
+				out = append(out, mutatingPolicy(p, k, opts)...)
+			}
+		}
+	}
+	return out, nil
+}
+
+// mutatingPolicy is the policy and binding of one profile for one kind.
+func mutatingPolicy(p policyProfile, k policyKind, opts PolicyOptions) []*yaml.RNode {
+	name := MutatingPolicyPrefix + k.resource + p.suffix
+	conditions := []*yaml.Node{}
+	switch k.kind {
+	case "AWSMachine":
+		conditions = append(conditions, namedExpression("not-a-pool-instance-mirror",
+			"!object.metadata.?ownerReferences.orValue([]).exists(r, r.kind == 'AWSMachinePool')"))
+	case "AWSManagedMachinePool":
+		conditions = append(conditions, namedExpression("has-a-launch-template", "object.?spec.?awsLaunchTemplate.hasValue()"))
+	}
+	if opts.AllowSkip {
+		conditions = append(conditions, namedExpression("not-skipped",
+			"object.metadata.?annotations[?'"+SkipAnnotation+"'].orValue('') != 'true'"))
+	}
+	conditions = append(conditions, p.conditions...)
+	spec := []any{
+		"failurePolicy", stringNode("Ignore"),
+		"reinvocationPolicy", stringNode("Never"),
+		"matchConstraints", mapping("resourceRules", sequence(mapping(
+			"apiGroups", flowSequence(stringNode(infraGroup)),
+			"apiVersions", flowSequence(stringNode("v1beta2")),
+			"operations", flowSequence(stringNode("CREATE")),
+			"resources", flowSequence(stringNode(k.resource)),
+		))),
+	}
+	if len(conditions) > 0 {
+		spec = append(spec, "matchConditions", sequence(conditions...))
+	}
+	spec = append(spec, "mutations", sequence(mapping(
+		"patchType", stringNode("ApplyConfiguration"),
+		"applyConfiguration", mapping("expression", celNode(applyConfiguration(p.options, append(append([]string(nil), k.path...), imdsField)))),
+	)))
+	return []*yaml.RNode{
+		yaml.NewRNode(mapping(
+			"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
+			"kind", stringNode("MutatingAdmissionPolicy"),
+			"metadata", namedMetadata(name),
+			"spec", mapping(spec...),
+		)),
+		yaml.NewRNode(mapping(
+			"apiVersion", stringNode("admissionregistration.k8s.io/v1"),
+			"kind", stringNode("MutatingAdmissionPolicyBinding"),
+			"metadata", namedMetadata(name),
+			"spec", mapping("policyName", stringNode(name)),
+		)),
+	}
 }
 
 // applyConfiguration is the CEL Object{...} that sets the configured options at path.
-func applyConfiguration(cfg *Config, path []string) string {
+func applyConfiguration(options []Option, path []string) string {
 	var fields []string
-	for _, opt := range cfg.Options {
+	for _, opt := range options {
 		v := "'" + opt.Value + "'"
 		if opt.Int {
 			v = opt.Value
 		}
-		if opt.Key == optHTTPEndpoint && opt.Value != "disabled" {
+		current := "object.?" + strings.Join(path, ".?") + ".?" + opt.Key + ".orValue('')"
+		switch {
+		case opt.Key == optHTTPEndpoint && opt.Value != "disabled":
 			// disabled turns IMDS off, which is stricter than any setting: it stays.
-			current := "object.?" + strings.Join(path, ".?") + ".?" + optHTTPEndpoint + ".orValue('')"
 			v = current + " == 'disabled' ? 'disabled' : " + v
+		case opt.Key == optHTTPTokens && opt.Value == string(HTTPTokensStateOptional):
+			// optional permits IMDSv1; an object that requires IMDSv2 keeps it.
+			v = current + " == 'required' ? 'required' : " + v
 		}
 		fields = append(fields, opt.Key+": "+v)
 	}

@@ -13,6 +13,10 @@ import (
 func TestPolicyGolden(t *testing.T) {
 	ipv6 := DefaultConfig()
 	ipv6.Options = append(ipv6.Options, Option{Key: optIPv6, Value: "enabled"})
+	rules, err := LoadConfig(yaml.MustParse(policyRulesConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		cfg  *Config
@@ -20,6 +24,7 @@ func TestPolicyGolden(t *testing.T) {
 	}{
 		{"default", DefaultConfig(), PolicyOptions{}},
 		{"dry-run-allow-skip-ipv6", ipv6, PolicyOptions{ValidationActions: []string{"Warn", "Audit"}, AllowSkip: true}},
+		{"rules", rules, PolicyOptions{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nodes, err := Policy(tc.cfg, tc.opts)
@@ -30,14 +35,65 @@ func TestPolicyGolden(t *testing.T) {
 			if again, _ := Policy(tc.cfg, tc.opts); writeStream(t, again) != writeStream(t, nodes) {
 				t.Error("the policy is not deterministic")
 			}
-			mutating := MutatingPolicy(tc.cfg, tc.opts)
+			mutating, err := MutatingPolicy(tc.cfg, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
 			compareGolden(t, filepath.Join("testdata", "policy", "mutating-"+tc.name+".yaml"), writeStream(t, mutating))
-			if writeStream(t, MutatingPolicy(tc.cfg, tc.opts)) != writeStream(t, mutating) {
+			if again, _ := MutatingPolicy(tc.cfg, tc.opts); writeStream(t, again) != writeStream(t, mutating) {
 				t.Error("the mutating policy is not deterministic")
 			}
 		})
 	}
 }
+
+// policyRulesConfig has a rule of each criterion an admission request can see.
+const policyRulesConfig = `apiVersion: fn.capa-imds.dev/v1alpha1
+kind: IMDSConfig
+metadata:
+  name: profiles
+spec:
+  rules:
+  - name: pod-identity
+    match:
+      kinds: [AWSMachinePool, AWSManagedMachinePool]
+      labels: {capa-imds.dev/profile: pod-identity}
+    instanceMetadataOptions:
+      httpPutResponseHopLimit: 1
+  - name: control-planes
+    match:
+      kinds: [AWSMachineTemplate]
+      namespaces: ["team-*"]
+      names: ["*-control-plane"]
+    instanceMetadataOptions:
+      httpPutResponseHopLimit: 3
+  - name: legacy
+    match:
+      namespaces: [legacy]
+    allowOptional: true
+    instanceMetadataOptions:
+      httpTokens: optional
+`
+
+// A rule matching by clusters cannot become a policy: the request does not tell.
+func TestPolicyRefusesClusterRules(t *testing.T) {
+	cfg, err := LoadConfig(yaml.MustParse(configHeaderInternal + "metadata:\n  name: c\nspec:\n  rules:\n  - name: prod\n    match:\n" +
+		"      clusters: [prod]\n    instanceMetadataOptions:\n      httpPutResponseHopLimit: 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, gen := range map[string]func() error{
+		"validating": func() error { _, err := Policy(cfg, PolicyOptions{}); return err },
+		"mutating":   func() error { _, err := MutatingPolicy(cfg, PolicyOptions{}); return err },
+	} {
+		err := gen()
+		if err == nil || !strings.Contains(err.Error(), `IMDSConfig "c": spec.rules[0].match.clusters: rule "prod" matches by clusters`) {
+			t.Errorf("%s: want the clusters rule refused, got %v", name, err)
+		}
+	}
+}
+
+const configHeaderInternal = "apiVersion: fn.capa-imds.dev/v1alpha1\nkind: IMDSConfig\n"
 
 // --actions takes only what the API server takes in a binding.
 func TestPolicyActions(t *testing.T) {

@@ -136,6 +136,7 @@ type run struct {
 	pools     poolPhase      // managed node groups and their bootstrap (managedpools.go, bootstrap*.go, eksname.go)
 	renames   renamePhase    // renameOnChange (templates.go)
 	refs      refIndex       // kustomize's previous names (references.go)
+	rules     rulePhase      // spec.rules (rules.go)
 	nextIndex map[string]int // next free kpt index per file, for added resources
 }
 
@@ -226,7 +227,8 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 			detached: map[*object]*object{},
 			pinned:   map[*object]string{},
 		},
-		refs: refIndex{said: map[saidKey]bool{}},
+		refs:  refIndex{said: map[saidKey]bool{}},
+		rules: rulePhase{matched: map[string]bool{}},
 	}
 	defNS := cfg.Namespace
 	if defNS == "" {
@@ -273,7 +275,9 @@ func process(cfg *Config, items []*yaml.RNode) (*run, []*yaml.RNode, Results, Su
 	r.renameTemplates()
 	r.processClusterClasses()
 	r.processManagedPools()
+	r.checkSharedEKSNames()
 	r.checkBootstrapOverwrites()
+	r.unmatchedRules()
 
 	if cfg.Mode == ModeAudit {
 		for _, c := range r.edits {

@@ -248,3 +248,28 @@ func (r *run) controlPlaneOf(machinePool *object) (cluster, cp *object, problem 
 	}
 	return cluster, cp, ""
 }
+
+// controlPlaneQuietly is controlPlaneOf without its reports, for a check that only needs
+// the control plane when there is one: nil when there is none, or it is ambiguous.
+func (r *run) controlPlaneQuietly(machinePool *object) *object {
+	if machinePool == nil {
+		return nil
+	}
+	clusterName := scalarField(machinePool.node.YNode(), "spec", "clusterName")
+	if clusterName == "" {
+		return nil
+	}
+	cluster, _, ambiguous := r.resolve(objKey{clusterGroup, "Cluster", machinePool.ns(), clusterName}, machinePool)
+	if cluster == nil || ambiguous {
+		return nil
+	}
+	cpKey, ok := refKey(lookup(cluster.node.YNode(), "spec", "controlPlaneRef"), cluster.ns())
+	if !ok || cpKey.kind != "AWSManagedControlPlane" {
+		return nil
+	}
+	cp, _, ambiguous := r.resolve(cpKey, cluster)
+	if ambiguous {
+		return nil
+	}
+	return cp
+}
