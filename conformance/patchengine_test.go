@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/kustomize/kyaml/kio"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
@@ -91,6 +92,41 @@ spec:
 		}
 	})
 
+	t.Run("a rule's hop limit on the worker template: its own definition, IPv6 kept on both", func(t *testing.T) {
+		cfg, err := transformers.LoadConfig(kyaml.MustParse(`apiVersion: fn.capa-imds.dev/v1alpha1
+kind: IMDSConfig
+metadata: {name: c}
+spec:
+  rules:
+  - name: pod-identity
+    match: {kinds: [AWSMachineTemplate], names: [worker]}
+    instanceMetadataOptions: {httpPutResponseHopLimit: 1}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, warnings := runFunctionWith(t, cfg, class+template("cp", "")+template("worker", ""))
+		if len(warnings) != 0 {
+			t.Errorf("warnings: %s", strings.Join(warnings, "\n"))
+		}
+		cc, templates := splitOutput(t, out)
+		if n := len(cc.Spec.Patches[len(cc.Spec.Patches)-1].Definitions); n != 2 {
+			t.Errorf("the final patch has %d definitions, want one per profile (2)", n)
+		}
+		for name, hop := range map[string]float64{"cp": 2, "worker": 1} {
+			got := applyClassPatches(t, cc, name, templates[name])
+			block := imdsBlock(got)
+			want := map[string]any{"httpTokens": "required", "httpPutResponseHopLimit": hop, "httpEndpoint": "enabled",
+				"instanceMetadataTags": "disabled", "httpProtocolIpv6": "enabled"}
+			if !jsonEqual(block, want) {
+				t.Errorf("%s after the patches: %v, want %v", name, block, want)
+			}
+			if _, findings, ok := p.Create(ctx, "ns", got); !ok || len(findings) != 0 {
+				t.Errorf("%s after the patches is refused: %v (checked %v)", name, findings, ok)
+			}
+		}
+	})
+
 	t.Run("the previous whole-block final patch turned IPv6 off", func(t *testing.T) {
 		out, _ := runFunction(t, class+template("cp", "")+template("worker", ""))
 		cc, templates := splitOutput(t, out)
@@ -133,11 +169,16 @@ spec:
 
 func runFunction(t *testing.T, input string) (string, []string) {
 	t.Helper()
+	return runFunctionWith(t, transformers.DefaultConfig(), input)
+}
+
+func runFunctionWith(t *testing.T, cfg *transformers.Config, input string) (string, []string) {
+	t.Helper()
 	items, err := (&kio.ByteReader{Reader: strings.NewReader(input), OmitReaderAnnotations: true}).Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, results := transformers.Process(transformers.DefaultConfig(), items)
+	out, results := transformers.Process(cfg, items)
 	if results.ExitCode() != 0 {
 		t.Fatalf("the function failed: %s", results)
 	}

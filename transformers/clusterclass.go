@@ -3,6 +3,7 @@ package transformers
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -26,6 +27,7 @@ type classTarget struct {
 	mdClass      string     // machine deployment class name, when not the control plane
 	template     objKey     // the AWSMachineTemplate
 	ref          *yaml.Node // the reference to it, for messages
+	field        string     // where the class holds the reference, for messages
 }
 
 // processClusterClasses runs after every template is enforced: whether a template's block
@@ -119,34 +121,34 @@ func (r *run) processClusterClass(o *object) {
 func classTargets(o *object) []classTarget {
 	y := o.node.YNode()
 	var out []classTarget
-	add := func(t classTarget, ref *yaml.Node) {
-		if k, ok := refKey(ref, o.ns()); ok && k.kind == "AWSMachineTemplate" && k.group == infraGroup {
-			t.template, t.ref = k, ref
-			out = append(out, t)
+	// add takes the first reference present of the two shapes' paths under base.
+	add := func(t classTarget, base *yaml.Node, field string, paths ...string) {
+		for _, p := range paths {
+			ref := lookup(base, strings.Split(p, ".")...)
+			if ref == nil || isNull(ref) {
+				continue
+			}
+			if k, ok := refKey(ref, o.ns()); ok && k.kind == "AWSMachineTemplate" && k.group == infraGroup {
+				t.template, t.ref, t.field = k, ref, field+"."+p
+				out = append(out, t)
+			}
+			return
 		}
 	}
-	mi := lookup(y, "spec", "controlPlane", "machineInfrastructure")
-	add(classTarget{controlPlane: true}, firstOf(valueOf(mi, "templateRef"), valueOf(mi, "ref")))
+	add(classTarget{controlPlane: true}, lookup(y, "spec", "controlPlane", "machineInfrastructure"),
+		"spec.controlPlane.machineInfrastructure", "templateRef", "ref")
 	mds := lookup(y, "spec", "workers", "machineDeployments")
 	if mds != nil && mds.Kind == yaml.SequenceNode {
-		for _, md := range mds.Content {
+		for i, md := range mds.Content {
 			name := scalarField(md, "class")
 			if name == "" {
 				continue
 			}
-			add(classTarget{mdClass: name}, firstOf(lookup(md, "infrastructure", "templateRef"), lookup(md, "template", "infrastructure", "ref")))
+			add(classTarget{mdClass: name}, md, fmt.Sprintf("spec.workers.machineDeployments[%d]", i),
+				"infrastructure.templateRef", "template.infrastructure.ref")
 		}
 	}
 	return out
-}
-
-func firstOf(nodes ...*yaml.Node) *yaml.Node {
-	for _, n := range nodes {
-		if n != nil && !isNull(n) {
-			return n
-		}
-	}
-	return nil
 }
 
 func describeTargets(ts []classTarget) string {
@@ -190,10 +192,17 @@ func (r *run) finalPatch(class *object, patches *yaml.Node, targets []classTarge
 	}
 	var groups []*group
 	states := make([]blockState, len(targets))
+	// One template can serve several targets: its profile is decided, and reported, once.
+	profiles := map[objKey]profile{}
 	for i, t := range targets {
-		st := r.blockAtFinalPatch(class, patches, t)
+		prof, ok := profiles[t.template]
+		if !ok {
+			prof = r.targetProfile(class, t)
+			profiles[t.template] = prof
+		}
+		st := r.blockAtFinalPatch(class, patches, t, prof.options)
 		states[i] = st
-		ops := r.finalOperations(st)
+		ops := finalOperations(st, prof.options)
 		var g *group
 		for _, cand := range groups {
 			if sameValue(cand.ops, ops) {
@@ -238,15 +247,101 @@ const templateAPIVersion = infraGroup + "/v1beta2"
 
 const blockPath = "/spec/template/spec/" + imdsField
 
+// targetProfile is the profile of the template a target uses: the template's own, as
+// metadataoptions.go enforced it, where the input holds it; else what the reference alone
+// decides (refProfile).
+func (r *run) targetProfile(class *object, t classTarget) profile {
+	if tpl := r.index[t.template]; tpl != nil && !tpl.removed {
+		return r.profileOf(tpl)
+	}
+	return r.refProfile(class, t)
+}
+
+// refProfile is the profile of a template the input does not hold, by the first matching
+// rule, from what its reference tells: kind, namespace and name. Its labels and the
+// Clusters it serves are unknown, so, as in profileOf, a rule that needs them before any
+// other criterion rules it out is an error, not a guess: the patch would write another
+// rule's options into every Cluster's copy, and the admission policy would disagree.
+func (r *run) refProfile(class *object, t classTarget) profile {
+	k := t.template
+	ns := k.namespace
+	if scalarField(t.ref, "namespace") == "" && class.namespace == "" {
+		ns = r.cfg.Namespace // the class's own default, as profileOf reads an object's
+	}
+	what := fmt.Sprintf("%s %s/%s", k.kind, ns, k.name)
+	if ns == "" {
+		what = k.kind + " " + k.name
+	}
+	for i := range r.cfg.Rules {
+		rule := &r.cfg.Rules[i]
+		m := rule.Match
+		var undecided []string
+		switch {
+		case len(m.Kinds) > 0 && !slices.Contains(m.Kinds, k.kind):
+			continue
+		case len(m.Names) > 0 && hasPlaceholder(k.name):
+			undecided = append(undecided, "names (the name is a placeholder clusterctl substitutes later)")
+		case len(m.Names) > 0 && !globMatch(m.Names, k.name):
+			continue
+		}
+		switch {
+		case len(m.Namespaces) > 0 && (ns == "" || hasPlaceholder(ns)):
+			undecided = append(undecided, "namespaces (the class sets no namespace, none is configured, or it is a placeholder)")
+		case len(m.Namespaces) > 0 && !globMatch(m.Namespaces, ns):
+			continue
+		}
+		if len(m.Labels) > 0 {
+			undecided = append(undecided, "labels (unknown: the template is not in the input)")
+		}
+		if len(m.Clusters) > 0 {
+			undecided = append(undecided, "clusters (unknown: the template is not in the input)")
+		}
+		if len(undecided) > 0 {
+			r.errorf(class, t.field, "rule %q matches by %s: cannot tell whether the rule applies to %s, which the %s uses, "+
+				"and so which options the patch %s must write into it; put the template in the input, or match it by kinds, namespaces or names",
+				rule.Name, strings.Join(undecided, " and "), what, describeTargetShort(t), FinalPatchName)
+			return profile{options: r.cfg.Options}
+		}
+		r.rules.matched[rule.Name] = true
+		if rule.AllowOptional {
+			r.warnf(class, t.field, "rule %q allows IMDSv1 (httpTokens optional, allowOptional: true) on %s: the instances of every "+
+				"Cluster of the class accept IMDSv1 tokens and any process that reaches IMDS can read the node's credentials", rule.Name, what)
+		}
+		return profile{rule: rule, options: rule.Options}
+	}
+	return profile{options: r.cfg.Options}
+}
+
+func describeTargetShort(t classTarget) string {
+	if t.controlPlane {
+		return "control plane"
+	}
+	return "machine deployment class " + t.mdClass
+}
+
+func optionIn(opts []Option, key string) (Option, bool) {
+	for _, o := range opts {
+		if o.Key == key {
+			return o, true
+		}
+	}
+	return Option{}, false
+}
+
 // finalOperations are the JSON patch operations for one template, given what is known of its
-// block when the final patch applies.
-func (r *run) finalOperations(st blockState) *yaml.Node {
+// block when the final patch applies and the options of its profile.
+func finalOperations(st blockState, opts []Option) *yaml.Node {
 	disabled := scalarField(st.keys, optHTTPEndpoint) == string(InstanceMetadataStateDisabled)
+	required := scalarField(st.keys, optHTTPTokens) == string(HTTPTokensStateRequired)
 	value := func(opt Option) *yaml.Node {
 		switch {
 		// A disabled endpoint is stricter than any setting: keep it.
 		case opt.Key == optHTTPEndpoint && disabled:
 			return stringNode(string(InstanceMetadataStateDisabled))
+		// optional (an allowOptional rule's) permits IMDSv1; as on the template itself, it
+		// never takes IMDSv2 away from a block known to require it.
+		case opt.Key == optHTTPTokens && opt.Value == string(HTTPTokensStateOptional) && required:
+			return stringNode(string(HTTPTokensStateRequired))
 		case opt.Int:
 			return intNode(opt.Value)
 		}
@@ -254,23 +349,23 @@ func (r *run) finalOperations(st blockState) *yaml.Node {
 	}
 	ops := &yaml.Node{Kind: yaml.SequenceNode, Tag: yaml.NodeTagSeq}
 	if st.exists == blockExists {
-		for _, opt := range r.cfg.Options {
+		for _, opt := range opts {
 			ops.Content = append(ops.Content, mapping("op", stringNode("add"), "path", stringNode(blockPath+"/"+opt.Key), "value", value(opt)))
 		}
 		return ops
 	}
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: yaml.NodeTagMap}
-	for _, opt := range r.cfg.Options {
+	for _, opt := range opts {
 		m.Content = append(m.Content, keyNode(opt.Key), value(opt))
 	}
 	if disabled {
-		if _, configured := r.cfg.Option(optHTTPEndpoint); !configured {
+		if _, configured := optionIn(opts, optHTTPEndpoint); !configured {
 			m.Content = append(m.Content, keyNode(optHTTPEndpoint), value(Option{Key: optHTTPEndpoint}))
 		}
 	}
 	for i := 0; st.keys != nil && i+1 < len(st.keys.Content); i += 2 {
 		k := st.keys.Content[i].Value
-		if _, configured := r.cfg.Option(k); !configured && k != optHTTPEndpoint {
+		if _, configured := optionIn(opts, k); !configured && k != optHTTPEndpoint {
 			m.Content = append(m.Content, keyNode(k), copyScalar(st.keys.Content[i+1]))
 		}
 	}
@@ -392,7 +487,7 @@ func merge(a, b blockState, source string) blockState {
 // blockAtFinalPatch follows a template's block through the class's earlier patches, in the
 // order Cluster API applies them, from the template as the input has it (after the function
 // wrote it) or, when the template is not in the input, from nothing known.
-func (r *run) blockAtFinalPatch(class *object, patches *yaml.Node, t classTarget) blockState {
+func (r *run) blockAtFinalPatch(class *object, patches *yaml.Node, t classTarget, opts []Option) blockState {
 	var st blockState
 	if tpl := r.index[t.template]; tpl != nil {
 		st.replaceBlock(lookup(tpl.node.YNode(), "spec", "template", "spec", imdsField))
@@ -426,7 +521,7 @@ func (r *run) blockAtFinalPatch(class *object, patches *yaml.Node, t classTarget
 			}
 			ops := valueOf(d, "jsonPatches")
 			for k := 0; ops != nil && ops.Kind == yaml.SequenceNode && k < len(ops.Content); k++ {
-				r.followOperation(class, &st, ops.Content[k], "patch "+name)
+				r.followOperation(class, &st, ops.Content[k], "patch "+name, opts)
 			}
 		}
 		if scalarField(p, "enabledIf") != "" {
@@ -459,7 +554,7 @@ func selects(sel *yaml.Node, t classTarget) bool {
 }
 
 // followOperation applies what one JSON patch operation does to the block's state.
-func (r *run) followOperation(class *object, st *blockState, op *yaml.Node, source string) {
+func (r *run) followOperation(class *object, st *blockState, op *yaml.Node, source string, opts []Option) {
 	under := []string{"spec", "template", "spec", imdsField}
 	// at: -1 elsewhere, 0..3 an ancestor or the block itself (len of the matching prefix - 1
 	// when the path is a prefix), 4 a key of the block.
@@ -512,7 +607,7 @@ func (r *run) followOperation(class *object, st *blockState, op *yaml.Node, sour
 		case key != "":
 			st.exists = blockExists
 			removeKey(st.keys, key)
-			if _, configured := r.cfg.Option(key); !configured {
+			if _, configured := optionIn(opts, key); !configured {
 				st.addUnknown(source + " (" + key + " from " + describeValueFrom(from) + ")")
 			}
 		case v != nil:
@@ -531,7 +626,7 @@ func (r *run) followOperation(class *object, st *blockState, op *yaml.Node, sour
 		if key != "" {
 			st.exists = blockExists
 			removeKey(st.keys, key)
-			if _, configured := r.cfg.Option(key); !configured {
+			if _, configured := optionIn(opts, key); !configured {
 				st.addUnknown(source + " (" + key + " copied from " + scalarField(op, "from") + ")")
 			}
 			return

@@ -258,9 +258,10 @@ func TestClusterClassAuditFailsWholeBlockPatch(t *testing.T) {
 	}
 }
 
-// ccInput is a v1beta2 ClusterClass with a control plane (template cp-tpl) and one machine
-// deployment class, default-worker (template worker-tpl), and the templates named in inInput.
-func ccInput(inInput map[string]string, patches, variables string) string {
+// ccInput is a v1beta2 ClusterClass with a control plane (template cp-tpl), a machine
+// deployment class default-worker (template worker-tpl) and one more per extra (template
+// <extra>-tpl), and the templates named in inInput.
+func ccInput(inInput map[string]string, patches, variables string, extra ...string) string {
 	var b strings.Builder
 	b.WriteString(`apiVersion: cluster.x-k8s.io/v1beta2
 kind: ClusterClass
@@ -282,13 +283,21 @@ spec:
       infrastructure:
         templateRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1beta2, kind: AWSMachineTemplate, name: worker-tpl}
 `)
+	for _, e := range extra {
+		fmt.Fprintf(&b, `    - class: %[1]s
+      bootstrap:
+        templateRef: {apiVersion: bootstrap.cluster.x-k8s.io/v1beta2, kind: KubeadmConfigTemplate, name: worker}
+      infrastructure:
+        templateRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1beta2, kind: AWSMachineTemplate, name: %[1]s-tpl}
+`, e)
+	}
 	if variables != "" {
 		b.WriteString("  variables:" + ccIndent(variables, "  ") + "\n")
 	}
 	if patches != "" {
 		b.WriteString("  patches:" + ccIndent(patches, "  ") + "\n")
 	}
-	for _, k := range []string{"cp", "worker"} {
+	for _, k := range append([]string{"cp", "worker"}, extra...) {
 		block, ok := inInput[k]
 		if !ok {
 			continue
@@ -328,7 +337,7 @@ func ccCanonical(t *testing.T, y string) string {
 // write, and fail under a missing parent; replace and remove fail on a missing path.
 // External patches are left out (nothing runs them here), and enabledIf is taken to hold.
 // It returns each target's block, canonical JSON, or "error".
-func ccApplyClass(t *testing.T, out string, live map[string]string, values map[string]any) map[string]string {
+func ccApplyClass(t *testing.T, out string, live map[string]string, values map[string]any, extra ...string) map[string]string {
 	t.Helper()
 	docs := map[string]map[string]any{}
 	var class map[string]any
@@ -345,7 +354,7 @@ func ccApplyClass(t *testing.T, out string, live map[string]string, values map[s
 		}
 	}
 	got := map[string]string{}
-	for _, target := range []string{"cp", "worker"} {
+	for _, target := range append([]string{"cp", "worker"}, extra...) {
 		doc := docs[target]
 		if doc == nil {
 			spec := map[string]any{"instanceType": "m6i.large"}
@@ -387,13 +396,14 @@ func ccPatch(doc, class map[string]any, target string, values map[string]any) (m
 			}
 			mr, _ := sel["matchResources"].(map[string]any)
 			match := target == "cp" && mr["controlPlane"] == true
-			if target == "worker" {
+			if target != "cp" {
+				class := ccMDClass(target)
 				mdc, _ := mr["machineDeploymentClass"].(map[string]any)
 				names, _ := mdc["names"].([]any)
 				for _, n := range names {
 					s := n.(string)
-					match = match || s == "*" || s == "default-worker" ||
-						(strings.HasSuffix(s, "*") && strings.HasPrefix("default-worker", strings.TrimSuffix(s, "*")))
+					match = match || s == "*" || s == class ||
+						(strings.HasSuffix(s, "*") && strings.HasPrefix(class, strings.TrimSuffix(s, "*")))
 				}
 			}
 			if !match {
@@ -417,6 +427,16 @@ func ccPatch(doc, class map[string]any, target string, values map[string]any) (m
 		}
 	}
 	return d, nil
+}
+
+// ccMDClass is the machine deployment class a target of ccInput stands for: "worker" is
+// default-worker (template worker-tpl), any other, extra, target is a class of its own name
+// (template <name>-tpl).
+func ccMDClass(target string) string {
+	if target == "worker" {
+		return "default-worker"
+	}
+	return target
 }
 
 func ccOp(doc map[string]any, op, path string, value any) error {
@@ -449,4 +469,182 @@ func ccOp(doc map[string]any, op, path string, value any) error {
 	_ = json.Unmarshal(raw, &v)
 	parent[key] = v
 	return nil
+}
+
+// TestClusterClassFinalPatchRuleProfiles: each template gets its own profile (spec.rules)
+// in the final patch, as metadataoptions.go gives it on the template, and templates with
+// different profiles get different definitions. before is what the earlier final patch
+// (the config's options for every template, whatever rule matched it) left on each; a
+// template the input does not hold is matched from its reference, and a rule that needs
+// what the reference cannot tell is an error naming the rule and the template.
+func TestClusterClassFinalPatchRuleProfiles(t *testing.T) {
+	const (
+		hop2 = `httpTokens: required, httpPutResponseHopLimit: 2, httpEndpoint: enabled, instanceMetadataTags: disabled`
+		hop1 = `httpTokens: required, httpPutResponseHopLimit: 1, httpEndpoint: enabled, instanceMetadataTags: disabled`
+	)
+	cases := []struct {
+		name          string
+		rules         string
+		inInput       map[string]string
+		before, after map[string]string
+		// definitions: the final patch's, each as its selector's targets ("cp", class names).
+		definitions []string
+		warn        []string // substrings of the warnings about the whole block, in order
+		err         []string // substrings of the one error, on field errField
+		errField    string
+	}{
+		{
+			name:        "a rule's hop limit on one machine deployment class's template: a definition of its own",
+			rules:       "  - name: gpu\n    match: {kinds: [AWSMachineTemplate], names: [\"gpu-*\"]}\n    instanceMetadataOptions: {httpPutResponseHopLimit: 1}\n",
+			inInput:     map[string]string{"cp": "", "worker": "", "gpu": ""},
+			before:      map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop2 + "}"},
+			after:       map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop1 + "}"},
+			definitions: []string{"cp default-worker", "gpu"},
+		},
+		{
+			name:        "the rule matches a template not in the input by its name: decided from the reference",
+			rules:       "  - name: gpu\n    match: {kinds: [AWSMachineTemplate], namespaces: [ns], names: [\"gpu-*\"]}\n    instanceMetadataOptions: {httpPutResponseHopLimit: 1}\n",
+			inInput:     map[string]string{"cp": "", "worker": ""},
+			before:      map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop2 + "}"},
+			after:       map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop1 + "}"},
+			definitions: []string{"cp default-worker", "gpu"},
+			warn:        []string{"machine deployment class gpu's AWSMachineTemplate gpu-tpl, not one key at a time"},
+		},
+		{
+			name:     "a label rule and a template not in the input: an error naming the rule and the template",
+			rules:    "  - name: gpu\n    match: {labels: {pool: gpu}}\n    instanceMetadataOptions: {httpPutResponseHopLimit: 1}\n",
+			inInput:  map[string]string{"cp": "", "worker": ""},
+			before:   map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop2 + "}"},
+			err:      []string{`rule "gpu" matches by labels`, "AWSMachineTemplate ns/gpu-tpl", "machine deployment class gpu"},
+			errField: "spec.workers.machineDeployments[1].infrastructure.templateRef",
+		},
+		{
+			name:        "a label rule whose names rule the absent template out: decided, no error",
+			rules:       "  - name: gpu\n    match: {names: [\"gpu-*\"], labels: {pool: gpu}}\n    instanceMetadataOptions: {httpPutResponseHopLimit: 1}\n",
+			inInput:     map[string]string{"cp": "", "gpu": ""},
+			before:      map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop2 + "}"},
+			after:       map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop2 + "}"},
+			definitions: []string{"cp gpu", "default-worker"},
+			warn:        []string{"default-worker's AWSMachineTemplate worker-tpl, not one key at a time"},
+		},
+		{
+			name: "an allowOptional rule never takes IMDSv2 away from a template that requires it",
+			rules: "  - name: legacy\n    match: {names: [\"gpu-*\"]}\n    allowOptional: true\n" +
+				"    instanceMetadataOptions: {httpTokens: optional}\n",
+			inInput:     map[string]string{"cp": "", "worker": "", "gpu": "{httpTokens: required}"},
+			before:      map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop2 + "}"},
+			after:       map[string]string{"cp": "{" + hop2 + "}", "worker": "{" + hop2 + "}", "gpu": "{" + hop2 + "}"},
+			definitions: []string{"cp default-worker gpu"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadConfigText(t, rulesConfig(tc.rules))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, results := moRun(t, cfg, ccInput(tc.inInput, "", "", "gpu"))
+			var warns, errs []*transformers.Result
+			for _, r := range results {
+				switch {
+				case r.Severity == transformers.Error:
+					errs = append(errs, r)
+				case r.Field != nil && r.Field.Path == "spec.patches" && strings.Contains(r.Message, "not one key at a time"):
+					warns = append(warns, r)
+				}
+			}
+			if tc.err != nil {
+				if len(errs) != 1 {
+					t.Fatalf("want one error, got %d:\n%s", len(errs), results)
+				}
+				for _, s := range tc.err {
+					if !strings.Contains(errs[0].Message, s) {
+						t.Errorf("error does not contain %q:\n%s", s, errs[0].Message)
+					}
+				}
+				if errs[0].Field == nil || errs[0].Field.Path != tc.errField || errs[0].ResourceRef == nil || errs[0].ResourceRef.Kind != "ClusterClass" {
+					t.Errorf("error is not on the ClusterClass's %s: %+v", tc.errField, errs[0])
+				}
+				return
+			}
+			if len(errs) != 0 {
+				t.Fatalf("errors:\n%s", results)
+			}
+			if len(warns) != len(tc.warn) {
+				t.Errorf("got %d warnings about the whole block, want %d:\n%s", len(warns), len(tc.warn), results)
+			}
+			for i := 0; i < len(warns) && i < len(tc.warn); i++ {
+				if !strings.Contains(warns[i].Message, tc.warn[i]) {
+					t.Errorf("warning %d does not contain %q:\n%s", i, tc.warn[i], warns[i].Message)
+				}
+			}
+			got := ccApplyClass(t, out, nil, nil, "gpu")
+			want := map[string]string{}
+			for k, v := range tc.after {
+				want[k] = ccCanonical(t, v)
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("blocks after Cluster API applies the patches (-want +got):\n%s\noutput:\n%s", d, out)
+			}
+			if d := cmp.Diff(tc.definitions, ccDefinitions(t, out)); d != "" {
+				t.Errorf("final patch definitions (-want +got):\n%s", d)
+			}
+			again, _ := moRun(t, cfg, out)
+			if d := cmp.Diff(out, again); d != "" {
+				t.Errorf("second run changed the output:\n%s", d)
+			}
+			audit := *cfg
+			audit.Mode = transformers.ModeAudit
+			_, ar := moRun(t, &audit, out)
+			for _, r := range ar {
+				if r.Severity == transformers.Error {
+					t.Errorf("audit of the output: %s", r)
+				}
+			}
+		})
+	}
+}
+
+// ccDefinitions lists the final patch's definitions, each as the targets its selector
+// matches: "cp" for the control plane, then the machine deployment class names.
+func ccDefinitions(t *testing.T, out string) []string {
+	t.Helper()
+	var got []string
+	for _, part := range strings.Split(out, "\n---\n") {
+		var o struct {
+			Kind string
+			Spec struct {
+				Patches []struct {
+					Name        string
+					Definitions []struct {
+						Selector struct {
+							MatchResources struct {
+								ControlPlane           bool
+								MachineDeploymentClass struct{ Names []string }
+							}
+						}
+					}
+				}
+			}
+		}
+		if err := sigsyaml.Unmarshal([]byte(part), &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.Kind != "ClusterClass" {
+			continue
+		}
+		for _, p := range o.Spec.Patches {
+			if p.Name != transformers.FinalPatchName {
+				continue
+			}
+			for _, d := range p.Definitions {
+				var s []string
+				if d.Selector.MatchResources.ControlPlane {
+					s = append(s, "cp")
+				}
+				got = append(got, strings.Join(append(s, d.Selector.MatchResources.MachineDeploymentClass.Names...), " "))
+			}
+		}
+	}
+	return got
 }
