@@ -902,8 +902,11 @@ func (r *instancesRun) preflight() {
 			tokens, _, from := machineTokens(lookup(y, append(append([]string{}, parent...), imdsField)...))
 			if d.Enforced() && tokens == HTTPTokensStateOptional {
 				what := "asks for httpTokens optional"
-				if from != "spec" {
-					what = "has " + from
+				switch {
+				case strings.HasPrefix(from, "missing"):
+					what = "has no instanceMetadataOptions, so CAPA sends httpTokens optional"
+				case from != "spec":
+					what = "sets no httpTokens, so CAPA sends optional"
 				}
 				consequence := "EC2 refuses to launch its machines"
 				if o.kind == "AWSMachine" {
