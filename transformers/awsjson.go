@@ -568,25 +568,25 @@ func (p *jsonParser) array(v span, path string) ([]span, error) {
 func (p *jsonParser) decode(v span, path string, dst any) error {
 	raw := p.data[v.start:v.end]
 	var want string
-	switch dst.(type) {
+	switch d := dst.(type) {
 	case *string:
 		want = "a string"
 		if raw[0] != '"' {
 			break
 		}
-		return json.Unmarshal(raw, dst)
+		return json.Unmarshal(raw, d)
 	case *int64:
 		want = "an integer"
 		n, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil {
 			break
 		}
-		*dst.(*int64) = n
+		*d = n
 		return nil
 	case *bool:
 		want = "true or false"
 		if s := string(raw); s == "true" || s == "false" {
-			*dst.(*bool) = s == "true"
+			*d = s == "true"
 			return nil
 		}
 	default:
