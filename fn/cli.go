@@ -42,6 +42,10 @@ Standalone, on plain manifests (for example clusterctl generate cluster output):
 The same rule at admission time, as a ValidatingAdmissionPolicy and its binding:
   capa-imds policy [--actions Deny|Warn,Audit | --mutate] [--allow-skip] CONFIG   (see capa-imds policy --help)
 
+Which running EC2 instances still accept IMDSv1, and what to roll (offline, from kubectl
+and AWS CLI output):
+  capa-imds instances [--format text|json|sarif] [--defaults FILE] FILE...   (see capa-imds instances --help)
+
 Standalone mode prints the changed manifests on stdout and every warning and error on
 stderr. On any error it prints nothing on stdout and exits 1 (2 for a usage error).
 With --audit (or spec.mode: audit) nothing is changed: it exits 1 when anything is not
