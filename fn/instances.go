@@ -488,13 +488,7 @@ func instancesSARIF(rep *transformers.InstancesReport, objectFiles map[string][]
 		}
 		add(rule, sarifLevel(r.Severity), formatResult(r), *sarifLocate(r, files, fallback))
 	}
-	log := struct {
-		Schema  string     `json:"$schema"`
-		Version string     `json:"version"`
-		Runs    []sarifRun `json:"runs"`
-	}{sarifSchema, sarifVersion, []sarifRun{run}}
-	out, err := json.MarshalIndent(log, "", "  ")
-	return append(out, '\n'), err
+	return marshalSARIF(run)
 }
 
 func sarifURI(path string) string {

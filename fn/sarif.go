@@ -294,6 +294,11 @@ func sarifLog(results transformers.Results, stderr string, code int, inputs map[
 		}
 		run.Results = append(run.Results, res)
 	}
+	return marshalSARIF(run)
+}
+
+// marshalSARIF writes one run as a SARIF log.
+func marshalSARIF(run sarifRun) ([]byte, error) {
 	log := struct {
 		Schema  string     `json:"$schema"`
 		Version string     `json:"version"`
