@@ -876,11 +876,7 @@ func (r *instancesRun) preflight() {
 			if !d.Enforced() {
 				continue
 			}
-			cfg, err := LoadConfig(o.node)
-			if err != nil {
-				r.errorf(o, "", "%v", err)
-				continue
-			}
+			cfg := r.cfg // instancesConfig loaded it: the only IMDSConfig of the input
 			if opt, _ := cfg.Option(optHTTPTokens); opt.Value == string(HTTPTokensStateOptional) {
 				r.errorf(o, "spec.instanceMetadataOptions.httpTokens", "asks for optional, and %s: every object "+
 					"this config writes would be refused; set required", enforced)
